@@ -1,0 +1,22 @@
+//! Carnet's domain: the types and rules every other crate speaks in.
+//!
+//! Everything here is pure (no I/O, no clock, no randomness): values are checked
+//! when they are built ("parse, don't validate"), so a `Nir`, an `Rpps` or a
+//! `PracticeName` that exists is valid.
+
+pub mod ids;
+pub mod nir;
+pub mod practice;
+pub mod professional;
+pub mod time;
+
+pub use ids::{AdminId, MemberId, PracticeId};
+pub use nir::{Nir, NirError};
+pub use practice::{
+    Address, Member, MemberName, NewMember, NewMemberError, Phone, Practice, PracticeName,
+    Profession, Role, TextError,
+};
+pub use professional::{
+    Adeli, ProfessionalId, ProfessionalIdError, ProfessionalIdState, ProfessionalIdStatus, Rpps,
+};
+pub use time::{Clock, ManualClock, Timestamp};

@@ -1,0 +1,424 @@
+//! Carnet's storage contract and its two implementations, SQLite and PostgreSQL.
+//!
+//! [`Store`] is the contract: every method is one unit of work, run in one database
+//! transaction, with the same behaviour on both backends. The SQL is written once
+//! (`$1` placeholders work on both) and expanded for each backend's pool by the
+//! `on_backend!` macro, so the two implementations cannot drift apart; where the
+//! dialects differ (schema, dump, copy before migration) the code says so.
+//! The conformance suite in `tests/it` runs every test against both.
+
+mod migrations;
+mod rows;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use carnet_domain::{
+    AdminId, Member, MemberId, Practice, PracticeId, ProfessionalIdState, ProfessionalIdStatus,
+    Timestamp,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use migrations::MigrationStatus;
+
+/// What can go wrong in storage. Messages never carry stored values.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a stored value is not valid: {0}")]
+    Corrupt(&'static str),
+    #[error("the row refers to something that does not exist")]
+    MissingReference,
+    #[error("a row with the same key already exists")]
+    Conflict,
+    #[error("file system error while {action}: {source}")]
+    Io {
+        action: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Maps constraint violations to variants a caller can act on.
+    fn from_write(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(database_error) = &error {
+            match database_error.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => return Self::Conflict,
+                sqlx::error::ErrorKind::ForeignKeyViolation => return Self::MissingReference,
+                _ => {}
+            }
+        }
+        Self::Database(error)
+    }
+}
+
+/// Which database a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite { pool: SqlitePool, path: PathBuf },
+    Postgres { pool: PgPool },
+}
+
+/// Runs `$body` with `$pool` bound to the backend's pool; the body is compiled once per
+/// backend, so the same SQL and decoding serve SQLite and PostgreSQL.
+macro_rules! on_backend {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite { pool: $pool, .. } => $body,
+            Backend::Postgres { pool: $pool } => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// The member query with the latest decision joined, filtered by `$where`.
+macro_rules! members_query {
+    ($where:literal) => {
+        concat!(
+            "SELECT m.id, m.practice_id, m.name, m.role, m.phone, m.professional_id_kind, \
+             m.professional_id_number, m.created_at, \
+             d.status AS decision_status, d.decided_by, d.decided_at, d.reason \
+             FROM members m \
+             LEFT JOIN professional_id_decisions d ON d.seq = ( \
+                 SELECT MAX(seq) FROM professional_id_decisions WHERE member_id = m.id) \
+             WHERE ",
+            $where,
+            " ORDER BY m.created_at, m.id"
+        )
+    };
+}
+
+/// The storage contract. Cheap to clone (pools are shared).
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path`: WAL journal, foreign keys
+    /// on, full synchronous commits (an acknowledged write is on disk), a busy timeout.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            backend: Backend::Sqlite {
+                pool,
+                path: path.to_owned(),
+            },
+        })
+    }
+
+    /// Connects to PostgreSQL at `url`.
+    pub async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url.parse()?;
+        Self::connect_postgres_with(options).await
+    }
+
+    /// Connects to PostgreSQL with prepared options (tests use this to pin a schema).
+    pub async fn connect_postgres_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            backend: Backend::Postgres { pool },
+        })
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite { .. } => BackendKind::Sqlite,
+            Backend::Postgres { .. } => BackendKind::Postgres,
+        }
+    }
+
+    /// The SQLite database file, when on SQLite.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres { .. } => None,
+        }
+    }
+
+    /// Closes the pool, waiting for connections to be returned (graceful shutdown).
+    pub async fn close(&self) {
+        on_backend!(self, |pool| pool.close().await);
+    }
+
+    /// Succeeds when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_backend!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Runs one raw statement, bypassing every rule of this contract. Only for tests and
+    /// tooling that must act on the database as an attacker or an operator would (tamper
+    /// tests, append-only checks); never called by the service layer.
+    pub async fn danger_execute(&self, statement: &'static str) -> Result<u64, StoreError> {
+        let rows_affected = on_backend!(self, |pool| {
+            sqlx::query(statement).execute(pool).await?.rows_affected()
+        });
+        Ok(rows_affected)
+    }
+
+    // ---- instance metadata -------------------------------------------------------------
+
+    /// A value of the instance metadata (e.g. the instance key check value).
+    pub async fn instance_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = on_backend!(self, |pool| {
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM instance_meta WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(value)
+    }
+
+    /// Records a value of the instance metadata once; a second write of the same key is a
+    /// [`StoreError::Conflict`] (these values are facts about the instance, never changed).
+    pub async fn insert_instance_meta(
+        &self,
+        key: &str,
+        value: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, |pool| {
+            sqlx::query("INSERT INTO instance_meta (key, value, created_at) VALUES ($1, $2, $3)")
+                .bind(key)
+                .bind(value)
+                .bind(now.unix_millis())
+                .execute(pool)
+                .await
+                .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    // ---- platform administrators -------------------------------------------------------
+
+    pub async fn insert_admin(
+        &self,
+        id: AdminId,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, |pool| {
+            sqlx::query("INSERT INTO platform_admins (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(id.as_uuid())
+                .bind(name)
+                .bind(now.unix_millis())
+                .execute(pool)
+                .await
+                .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    pub async fn admin_exists(&self, id: AdminId) -> Result<bool, StoreError> {
+        let found = on_backend!(self, |pool| {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM platform_admins WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(found > 0)
+    }
+
+    // ---- practices ---------------------------------------------------------------------
+
+    pub async fn insert_practice(&self, practice: &Practice) -> Result<(), StoreError> {
+        on_backend!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO practices (id, name, address, profession, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(practice.id.as_uuid())
+            .bind(practice.name.as_str())
+            .bind(practice.address.as_str())
+            .bind(practice.profession.as_str())
+            .bind(practice.created_at.unix_millis())
+            .execute(pool)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    /// Every practice, oldest first (for the operator and platform administrators).
+    pub async fn list_practices(&self) -> Result<Vec<Practice>, StoreError> {
+        on_backend!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT id, name, address, profession, created_at FROM practices \
+                 ORDER BY created_at, id",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|row| rows::practice!(row)).collect()
+        })
+    }
+
+    pub async fn practice(&self, id: PracticeId) -> Result<Option<Practice>, StoreError> {
+        on_backend!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT id, name, address, profession, created_at FROM practices WHERE id = $1",
+            )
+            .bind(id.as_uuid())
+            .fetch_optional(pool)
+            .await?;
+            row.map(|row| rows::practice!(row)).transpose()
+        })
+    }
+
+    // ---- members -----------------------------------------------------------------------
+
+    /// Adds a member. Its professional number (if any) starts pending.
+    pub async fn insert_member(&self, member: &Member) -> Result<(), StoreError> {
+        let (kind, number) = match &member.professional_id {
+            Some(id) => (Some(id.kind()), Some(id.number())),
+            None => (None, None),
+        };
+        on_backend!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO members (id, practice_id, name, role, phone, \
+                 professional_id_kind, professional_id_number, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(member.id.as_uuid())
+            .bind(member.practice_id.as_uuid())
+            .bind(member.name.as_str())
+            .bind(member.role.as_str())
+            .bind(member.phone.as_str())
+            .bind(kind)
+            .bind(number)
+            .bind(member.created_at.unix_millis())
+            .execute(pool)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    /// The members of one practice, oldest first, each with its latest decision.
+    pub async fn list_members(&self, practice_id: PracticeId) -> Result<Vec<Member>, StoreError> {
+        on_backend!(self, |pool| {
+            let rows = sqlx::query(members_query!("m.practice_id = $1"))
+                .bind(practice_id.as_uuid())
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|row| rows::member!(row)).collect()
+        })
+    }
+
+    /// One member, looked up within its practice: a member id from another practice finds
+    /// nothing.
+    pub async fn member(
+        &self,
+        practice_id: PracticeId,
+        member_id: MemberId,
+    ) -> Result<Option<Member>, StoreError> {
+        on_backend!(self, |pool| {
+            let row = sqlx::query(members_query!("m.practice_id = $1 AND m.id = $2"))
+                .bind(practice_id.as_uuid())
+                .bind(member_id.as_uuid())
+                .fetch_optional(pool)
+                .await?;
+            row.map(|row| rows::member!(row)).transpose()
+        })
+    }
+
+    /// Appends a decision on a member's professional number. Earlier decisions are kept.
+    pub async fn append_professional_id_decision(
+        &self,
+        practice_id: PracticeId,
+        member_id: MemberId,
+        decision: &ProfessionalIdState,
+    ) -> Result<(), StoreError> {
+        let ProfessionalIdState::Decided {
+            status,
+            by,
+            at,
+            reason,
+        } = decision
+        else {
+            return Err(StoreError::Corrupt("a decision must validate or reject"));
+        };
+        if *status == ProfessionalIdStatus::Pending {
+            return Err(StoreError::Corrupt("a decision must validate or reject"));
+        }
+        on_backend!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO professional_id_decisions \
+                 (practice_id, member_id, status, decided_by, decided_at, reason) \
+                 SELECT $1, $2, $3, $4, $5, $6 \
+                 WHERE EXISTS (SELECT 1 FROM members WHERE id = $2 AND practice_id = $1)",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(member_id.as_uuid())
+            .bind(status.as_str())
+            .bind(by.as_uuid())
+            .bind(at.unix_millis())
+            .bind(reason.as_str())
+            .execute(pool)
+            .await
+            .map_err(StoreError::from_write)
+            .and_then(|done| {
+                if done.rows_affected() == 1 {
+                    Ok(())
+                } else {
+                    Err(StoreError::MissingReference)
+                }
+            })
+        })
+    }
+
+    /// Every decision on a member's number, oldest first (the history behind the state).
+    pub async fn professional_id_history(
+        &self,
+        practice_id: PracticeId,
+        member_id: MemberId,
+    ) -> Result<Vec<ProfessionalIdState>, StoreError> {
+        on_backend!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT status AS decision_status, decided_by, decided_at, reason \
+                 FROM professional_id_decisions \
+                 WHERE practice_id = $1 AND member_id = $2 ORDER BY seq",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(member_id.as_uuid())
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|row| rows::decision!(row)).collect()
+        })
+    }
+}
+
+/// Builds a PostgreSQL connection option set that confines every connection to `schema`
+/// (tests give each case a fresh schema).
+pub fn postgres_options_in_schema(url: &str, schema: &str) -> Result<PgConnectOptions, StoreError> {
+    let options: PgConnectOptions = url.parse()?;
+    Ok(options.options([("search_path", schema)]))
+}

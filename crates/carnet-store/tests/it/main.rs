@@ -1,0 +1,7 @@
+//! The storage conformance suite: every test runs against SQLite (always) and
+//! PostgreSQL (when `CARNET_TEST_POSTGRES_URL` is set; each test in a fresh schema).
+
+mod support;
+
+mod migrations;
+mod practices;

@@ -1,0 +1,249 @@
+use carnet_domain::{
+    Address, AdminId, Member, MemberId, MemberName, Phone, Practice, PracticeId, PracticeName,
+    Profession, ProfessionalId, ProfessionalIdState, ProfessionalIdStatus, Role, Rpps, Timestamp,
+};
+use carnet_store::{Store, StoreError};
+
+use crate::support::conformance;
+
+conformance!(
+    practices_round_trip_in_creation_order,
+    members_are_scoped_by_their_practice,
+    decisions_are_appended_and_the_latest_decides,
+    a_decision_for_a_member_of_another_practice_is_refused,
+    instance_meta_is_written_once,
+    decisions_cannot_be_updated_or_deleted_in_the_database,
+);
+
+fn id(n: u64) -> [u8; 10] {
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&n.to_be_bytes());
+    random
+}
+
+fn practice(n: u64, name: &str) -> Practice {
+    Practice {
+        id: PracticeId::new_v7(1_000 + n, &id(n)),
+        name: PracticeName::parse(name).expect("valid"),
+        address: Address::parse("3 rue des Lilas, 69003 Lyon").expect("valid"),
+        profession: Profession::Nurse,
+        created_at: Timestamp::from_unix_millis(1_000 + n as i64),
+    }
+}
+
+fn member(n: u64, practice_id: PracticeId, role: Role) -> Member {
+    let professional_id = role
+        .requires_professional_id()
+        .then(|| ProfessionalId::Rpps(Rpps::parse("10000005479").expect("valid")));
+    Member {
+        id: MemberId::new_v7(2_000 + n, &id(n)),
+        practice_id,
+        name: MemberName::parse(&format!("Membre {n}")).expect("valid"),
+        role,
+        phone: Phone::parse("0612345678").expect("valid"),
+        professional_id,
+        professional_id_state: ProfessionalIdState::Pending,
+        created_at: Timestamp::from_unix_millis(2_000 + n as i64),
+    }
+}
+
+async fn practices_round_trip_in_creation_order(store: &Store) {
+    let second = practice(2, "Cabinet B");
+    let first = practice(1, "Cabinet A");
+    store.insert_practice(&second).await.expect("insert");
+    store.insert_practice(&first).await.expect("insert");
+    assert_eq!(
+        store.list_practices().await.expect("list"),
+        vec![first.clone(), second]
+    );
+    assert_eq!(
+        store.practice(first.id).await.expect("get"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .practice(PracticeId::new_v7(9, &id(9)))
+            .await
+            .expect("get"),
+        None
+    );
+    assert!(matches!(
+        store.insert_practice(&first).await,
+        Err(StoreError::Conflict)
+    ));
+}
+
+async fn members_are_scoped_by_their_practice(store: &Store) {
+    let a = practice(1, "Cabinet A");
+    let b = practice(2, "Cabinet B");
+    store.insert_practice(&a).await.expect("insert");
+    store.insert_practice(&b).await.expect("insert");
+    let holder = member(1, a.id, Role::Holder);
+    let staff = member(2, a.id, Role::Staff);
+    let other = member(3, b.id, Role::Professional);
+    for m in [&holder, &staff, &other] {
+        store.insert_member(m).await.expect("insert member");
+    }
+    assert_eq!(
+        store.list_members(a.id).await.expect("list"),
+        vec![holder.clone(), staff]
+    );
+    assert_eq!(
+        store.list_members(b.id).await.expect("list"),
+        vec![other.clone()]
+    );
+    assert_eq!(
+        store.member(a.id, holder.id).await.expect("get"),
+        Some(holder)
+    );
+    assert_eq!(
+        store.member(a.id, other.id).await.expect("get"),
+        None,
+        "a member of practice B is invisible through practice A"
+    );
+    let orphan = member(4, PracticeId::new_v7(9, &id(9)), Role::Staff);
+    assert!(matches!(
+        store.insert_member(&orphan).await,
+        Err(StoreError::MissingReference)
+    ));
+}
+
+async fn decisions_are_appended_and_the_latest_decides(store: &Store) {
+    let a = practice(1, "Cabinet A");
+    store.insert_practice(&a).await.expect("insert");
+    let pro = member(1, a.id, Role::Professional);
+    store.insert_member(&pro).await.expect("insert");
+    let admin = AdminId::new_v7(5, &id(5));
+    store
+        .insert_admin(admin, "Admin", Timestamp::from_unix_millis(5))
+        .await
+        .expect("admin");
+    assert!(store.admin_exists(admin).await.expect("exists"));
+
+    let rejected = ProfessionalIdState::Decided {
+        status: ProfessionalIdStatus::Rejected,
+        by: admin,
+        at: Timestamp::from_unix_millis(10),
+        reason: "Numéro introuvable dans l'Annuaire Santé".into(),
+    };
+    let validated = ProfessionalIdState::Decided {
+        status: ProfessionalIdStatus::Validated,
+        by: admin,
+        at: Timestamp::from_unix_millis(20),
+        reason: "Vérifié dans l'Annuaire Santé".into(),
+    };
+    store
+        .append_professional_id_decision(a.id, pro.id, &rejected)
+        .await
+        .expect("reject");
+    let after_reject = store
+        .member(a.id, pro.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(after_reject.professional_id_state, rejected);
+    store
+        .append_professional_id_decision(a.id, pro.id, &validated)
+        .await
+        .expect("validate");
+    let after_validate = store
+        .member(a.id, pro.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(after_validate.professional_id_state.is_validated());
+    assert_eq!(
+        store
+            .professional_id_history(a.id, pro.id)
+            .await
+            .expect("history"),
+        vec![rejected, validated],
+        "the earlier decision is kept"
+    );
+    assert!(matches!(
+        store
+            .append_professional_id_decision(a.id, pro.id, &ProfessionalIdState::Pending)
+            .await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+async fn a_decision_for_a_member_of_another_practice_is_refused(store: &Store) {
+    let a = practice(1, "Cabinet A");
+    let b = practice(2, "Cabinet B");
+    store.insert_practice(&a).await.expect("insert");
+    store.insert_practice(&b).await.expect("insert");
+    let pro = member(1, b.id, Role::Professional);
+    store.insert_member(&pro).await.expect("insert");
+    let admin = AdminId::new_v7(5, &id(5));
+    store
+        .insert_admin(admin, "Admin", Timestamp::from_unix_millis(5))
+        .await
+        .expect("admin");
+    let decision = ProfessionalIdState::Decided {
+        status: ProfessionalIdStatus::Validated,
+        by: admin,
+        at: Timestamp::from_unix_millis(10),
+        reason: "ok".into(),
+    };
+    assert!(matches!(
+        store
+            .append_professional_id_decision(a.id, pro.id, &decision)
+            .await,
+        Err(StoreError::MissingReference)
+    ));
+    let unchanged = store
+        .member(b.id, pro.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        unchanged.professional_id_state,
+        ProfessionalIdState::Pending
+    );
+}
+
+async fn instance_meta_is_written_once(store: &Store) {
+    assert_eq!(store.instance_meta("key_check").await.expect("read"), None);
+    let now = Timestamp::from_unix_millis(1);
+    store
+        .insert_instance_meta("key_check", &[1, 2, 3], now)
+        .await
+        .expect("write");
+    assert_eq!(
+        store.instance_meta("key_check").await.expect("read"),
+        Some(vec![1, 2, 3])
+    );
+    assert!(matches!(
+        store.insert_instance_meta("key_check", &[9], now).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.instance_meta("key_check").await.expect("read"),
+        Some(vec![1, 2, 3])
+    );
+}
+
+async fn decisions_cannot_be_updated_or_deleted_in_the_database(store: &Store) {
+    decisions_are_appended_and_the_latest_decides(store).await;
+    for statement in [
+        "UPDATE professional_id_decisions SET reason = 'rewritten'",
+        "DELETE FROM professional_id_decisions",
+    ] {
+        let refused = store.danger_execute(statement).await;
+        assert!(
+            refused.is_err(),
+            "{statement} must be refused by the database"
+        );
+    }
+    let a = practice(1, "Cabinet A");
+    let pro = member(1, a.id, Role::Professional);
+    assert_eq!(
+        store
+            .professional_id_history(a.id, pro.id)
+            .await
+            .expect("history")
+            .len(),
+        2
+    );
+}
