@@ -1,1 +1,115 @@
-//! placeholder
+//! Carnet's use cases. Each public method of [`Services`] is one thing a person or the
+//! operator can do; it decides who may do it (from the [`Actor`]) before it touches the
+//! store, and it is the only path from the outside world to the store.
+//!
+//! Authorization is a type: the practice-scoped operations take a [`PracticeScope`],
+//! which only [`Services::authorize`] creates, from an actor and the practice it wants.
+
+mod actor;
+mod instance;
+mod practices;
+
+use std::sync::Arc;
+
+use carnet_crypto::RandomSource;
+use carnet_domain::{Clock, Timestamp};
+use carnet_store::{Store, StoreError};
+
+pub use actor::{Actor, PracticeAction, PracticeScope};
+pub use instance::{InstanceKeyCheck, Readiness};
+pub use practices::{NewMemberInput, NewPracticeInput, ProfessionalIdDecision};
+
+/// What a use case can answer instead of a result. Every variant maps to one stable
+/// error code on the wire; messages are French and never contain stored values.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The actor may not do this (or may not know the thing exists).
+    #[error("Vous n'avez pas accès à cette ressource.")]
+    Forbidden,
+    #[error("Ressource introuvable.")]
+    NotFound,
+    /// An input was refused; the message says which rule, in French.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("Cette ressource existe déjà.")]
+    Conflict,
+    /// Storage failed: the request is refused and nothing is served.
+    #[error("Le service est momentanément indisponible.")]
+    Unavailable(#[source] StoreError),
+    /// The random source failed: nothing is created with weak randomness.
+    #[error("Le service est momentanément indisponible.")]
+    Randomness,
+}
+
+impl ServiceError {
+    pub fn invalid(field: &'static str, error: &impl std::fmt::Display) -> Self {
+        Self::Invalid {
+            field,
+            message: error.to_string(),
+        }
+    }
+
+    /// The stable, snake_case code for the API's error envelope.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Invalid { .. } => "invalid_input",
+            Self::Conflict => "conflict",
+            Self::Unavailable(_) | Self::Randomness => "unavailable",
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict => Self::Conflict,
+            StoreError::MissingReference => Self::NotFound,
+            other => Self::Unavailable(other),
+        }
+    }
+}
+
+/// The use cases, with their injected store, clock and randomness. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn RandomSource>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("store", &self.store.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, random: Arc<dyn RandomSource>) -> Self {
+        Self {
+            store,
+            clock,
+            random,
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The parts of a new time-ordered id: the current time and ten random bytes.
+    fn new_id_parts(&self) -> Result<(u64, [u8; 10]), ServiceError> {
+        let mut random = [0u8; 10];
+        self.random
+            .fill(&mut random)
+            .map_err(|_| ServiceError::Randomness)?;
+        let millis = u64::try_from(self.clock.now().unix_millis()).unwrap_or_default();
+        Ok((millis, random))
+    }
+}

@@ -1,0 +1,256 @@
+//! Practices, their members, and the validation of professional numbers.
+
+use carnet_domain::{
+    Address, AdminId, Member, MemberId, MemberName, NewMember, Phone, Practice, PracticeId,
+    PracticeName, Profession, ProfessionalId, ProfessionalIdState, ProfessionalIdStatus, Role,
+};
+
+use crate::{Actor, PracticeAction, PracticeScope, ServiceError, Services};
+
+/// A practice as typed by a person, before checking.
+#[derive(Clone, Debug, Default)]
+pub struct NewPracticeInput {
+    pub name: String,
+    pub address: String,
+    pub profession: String,
+}
+
+/// A member as typed by a person, before checking.
+#[derive(Clone, Debug, Default)]
+pub struct NewMemberInput {
+    pub name: String,
+    pub role: String,
+    pub phone: String,
+    /// `"rpps"` or `"adeli"`, with `professional_id_number`; both empty for staff.
+    pub professional_id_kind: Option<String>,
+    pub professional_id_number: Option<String>,
+}
+
+/// A platform administrator's decision on a member's professional number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfessionalIdDecision {
+    Validate,
+    Reject,
+}
+
+/// The longest reason an administrator may give for a decision.
+const REASON_MAX_CHARS: usize = 500;
+
+impl Services {
+    /// Creates a practice. Operator and platform administrators only.
+    pub async fn create_practice(
+        &self,
+        actor: &Actor,
+        input: &NewPracticeInput,
+    ) -> Result<Practice, ServiceError> {
+        self.require_platform_side(actor).await?;
+        let name =
+            PracticeName::parse(&input.name).map_err(|e| ServiceError::invalid("name", &e))?;
+        let address =
+            Address::parse(&input.address).map_err(|e| ServiceError::invalid("address", &e))?;
+        let profession = Profession::parse(input.profession.trim())
+            .map_err(|e| ServiceError::invalid("profession", &e))?;
+        let (millis, random) = self.new_id_parts()?;
+        let practice = Practice {
+            id: PracticeId::new_v7(millis, &random),
+            name,
+            address,
+            profession,
+            created_at: self.now(),
+        };
+        self.store.insert_practice(&practice).await?;
+        tracing::info!(practice.id = %practice.id, "practice created");
+        Ok(practice)
+    }
+
+    /// Every practice of the instance. Operator and platform administrators only.
+    pub async fn list_practices(&self, actor: &Actor) -> Result<Vec<Practice>, ServiceError> {
+        self.require_platform_side(actor).await?;
+        Ok(self.store.list_practices().await?)
+    }
+
+    /// The practice a scope was authorized for.
+    pub async fn practice(&self, scope: &PracticeScope) -> Result<Practice, ServiceError> {
+        self.store
+            .practice(scope.practice_id())
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// Adds a member to the practice of `scope`. The platform side adds holders only (the
+    /// practice's first holders); a holder adds anyone.
+    pub async fn add_member(
+        &self,
+        scope: &PracticeScope,
+        input: &NewMemberInput,
+    ) -> Result<Member, ServiceError> {
+        if scope.action() != PracticeAction::AddMember {
+            return Err(ServiceError::Forbidden);
+        }
+        let name = MemberName::parse(&input.name).map_err(|e| ServiceError::invalid("name", &e))?;
+        let role = Role::parse(input.role.trim()).map_err(|e| ServiceError::invalid("role", &e))?;
+        let platform_side = matches!(scope.actor(), Actor::Operator | Actor::PlatformAdmin(_));
+        if platform_side && role != Role::Holder {
+            return Err(ServiceError::Invalid {
+                field: "role",
+                message: "L'administration de la plateforme crée les titulaires ; \
+                          les titulaires créent ensuite les autres membres."
+                    .into(),
+            });
+        }
+        let phone = Phone::parse(&input.phone).map_err(|e| ServiceError::invalid("phone", &e))?;
+        let kind = input
+            .professional_id_kind
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        let number = input
+            .professional_id_number
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
+        let professional_id = match (kind, number) {
+            (None, None) => None,
+            (Some(kind), Some(number)) => Some(
+                ProfessionalId::parse(kind, number)
+                    .map_err(|e| ServiceError::invalid("professional_id", &e))?,
+            ),
+            (None, Some(number)) => {
+                // A number alone: its length tells RPPS (11) from ADELI (9).
+                let kind = if number.chars().filter(char::is_ascii_digit).count() == 9 {
+                    "adeli"
+                } else {
+                    "rpps"
+                };
+                Some(
+                    ProfessionalId::parse(kind, number)
+                        .map_err(|e| ServiceError::invalid("professional_id", &e))?,
+                )
+            }
+            (Some(_), None) => {
+                return Err(ServiceError::Invalid {
+                    field: "professional_id",
+                    message: "Indiquez le numéro RPPS ou ADELI.".into(),
+                });
+            }
+        };
+        let new_member = NewMember::new(name, role, phone, professional_id)
+            .map_err(|e| ServiceError::invalid("professional_id", &e))?;
+        let (millis, random) = self.new_id_parts()?;
+        let member = Member {
+            id: MemberId::new_v7(millis, &random),
+            practice_id: scope.practice_id(),
+            name: new_member.name,
+            role: new_member.role,
+            phone: new_member.phone,
+            professional_id: new_member.professional_id,
+            professional_id_state: ProfessionalIdState::Pending,
+            created_at: self.now(),
+        };
+        self.store.insert_member(&member).await?;
+        tracing::info!(practice.id = %member.practice_id, member.id = %member.id, "member added");
+        Ok(member)
+    }
+
+    /// The members of the practice of `scope`.
+    pub async fn list_members(&self, scope: &PracticeScope) -> Result<Vec<Member>, ServiceError> {
+        Ok(self.store.list_members(scope.practice_id()).await?)
+    }
+
+    /// Records a platform administrator's decision on a member's professional number,
+    /// with the reason; earlier decisions stay in the history.
+    pub async fn decide_professional_id(
+        &self,
+        scope: &PracticeScope,
+        member_id: MemberId,
+        decision: ProfessionalIdDecision,
+        reason: &str,
+    ) -> Result<Member, ServiceError> {
+        let (PracticeAction::DecideProfessionalId, Actor::PlatformAdmin(admin)) =
+            (scope.action(), scope.actor())
+        else {
+            return Err(ServiceError::Forbidden);
+        };
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > REASON_MAX_CHARS {
+            return Err(ServiceError::Invalid {
+                field: "reason",
+                message: format!(
+                    "Indiquez le motif de la décision (au plus {REASON_MAX_CHARS} caractères)."
+                ),
+            });
+        }
+        let member = self
+            .store
+            .member(scope.practice_id(), member_id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        if member.professional_id.is_none() {
+            return Err(ServiceError::Invalid {
+                field: "member",
+                message: "Ce membre n'a pas déclaré de numéro RPPS ou ADELI.".into(),
+            });
+        }
+        let state = ProfessionalIdState::Decided {
+            status: match decision {
+                ProfessionalIdDecision::Validate => ProfessionalIdStatus::Validated,
+                ProfessionalIdDecision::Reject => ProfessionalIdStatus::Rejected,
+            },
+            by: *admin,
+            at: self.now(),
+            reason: reason.to_owned(),
+        };
+        self.store
+            .append_professional_id_decision(scope.practice_id(), member_id, &state)
+            .await?;
+        tracing::info!(
+            practice.id = %scope.practice_id(),
+            member.id = %member_id,
+            decision = state.status().as_str(),
+            "professional number decided"
+        );
+        Ok(Member {
+            professional_id_state: state,
+            ..member
+        })
+    }
+
+    /// The history of decisions on a member's professional number, oldest first.
+    pub async fn professional_id_history(
+        &self,
+        scope: &PracticeScope,
+        member_id: MemberId,
+    ) -> Result<Vec<ProfessionalIdState>, ServiceError> {
+        Ok(self
+            .store
+            .professional_id_history(scope.practice_id(), member_id)
+            .await?)
+    }
+
+    /// Registers a platform administrator. Only the operator at the console may; accounts,
+    /// passwords and passkeys for administrators arrive with the accounts capability.
+    pub async fn create_platform_admin(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<AdminId, ServiceError> {
+        if *actor != Actor::Operator {
+            return Err(ServiceError::Forbidden);
+        }
+        let name = MemberName::parse(name).map_err(|e| ServiceError::invalid("name", &e))?;
+        let (millis, random) = self.new_id_parts()?;
+        let id = AdminId::new_v7(millis, &random);
+        self.store
+            .insert_admin(id, name.as_str(), self.now())
+            .await?;
+        Ok(id)
+    }
+
+    async fn require_platform_side(&self, actor: &Actor) -> Result<(), ServiceError> {
+        match actor {
+            Actor::Operator => Ok(()),
+            Actor::PlatformAdmin(admin) if self.store.admin_exists(*admin).await? => Ok(()),
+            _ => Err(ServiceError::Forbidden),
+        }
+    }
+}
