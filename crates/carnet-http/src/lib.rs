@@ -1,1 +1,74 @@
-//! placeholder
+//! Carnet's HTTP adapter: the JSON API under `/api/v1` (described by
+//! `/api/openapi.json`), the French pages, static assets, health endpoints, and the
+//! middleware every response passes through (security headers, request ids, limits,
+//! timeouts, panic catching, one error envelope).
+//!
+//! This crate never touches the store: it calls [`carnet_service::Services`] only.
+//! It does not know how a request is authenticated either: the authentication layer
+//! (accounts and sessions) puts an [`carnet_service::Actor`] into the request
+//! extensions, and handlers that need one refuse the request without it.
+
+mod api;
+mod assets;
+mod error;
+mod middleware;
+mod pages;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use carnet_service::Services;
+
+pub use api::{api_routes, openapi_document};
+pub use error::ApiError;
+pub use middleware::{CONTENT_SECURITY_POLICY, with_middleware};
+
+/// The HTTP settings the binary's configuration decides.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Whether clients reach Carnet over HTTPS (built-in TLS or a declared TLS-terminating
+    /// proxy): then responses carry `Strict-Transport-Security`.
+    pub https: bool,
+    /// The largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long a request may take before it is answered 408.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            https: false,
+            body_limit_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub services: Services,
+    pub settings: HttpSettings,
+}
+
+/// The whole application: routes and middleware.
+pub fn app(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    with_middleware(routes(state), &settings)
+}
+
+/// The routes without middleware (tests wrap them with extra routes or layers).
+pub fn routes(state: AppState) -> Router {
+    let (api_router, _) = api_routes().split_for_parts();
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/api/openapi.json", get(api::openapi_json))
+        .route("/static/{file}", get(assets::serve))
+        .merge(api_router)
+        .fallback(pages::not_found)
+        .with_state(state)
+}

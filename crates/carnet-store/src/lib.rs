@@ -45,6 +45,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A description safe to show an operator: never the connection URL (it can hold a
+    /// password), never a stored value.
+    pub fn describe_without_secrets(&self) -> String {
+        match self {
+            Self::Database(error) => match error {
+                sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+                    error.to_string()
+                }
+                sqlx::Error::Configuration(_) => "invalid connection URL".into(),
+                sqlx::Error::Database(database_error) => database_error.message().to_owned(),
+                _ => "connection error".into(),
+            },
+            other => other.to_string(),
+        }
+    }
+
     /// Maps constraint violations to variants a caller can act on.
     fn from_write(error: sqlx::Error) -> Self {
         if let sqlx::Error::Database(database_error) = &error {

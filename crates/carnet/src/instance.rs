@@ -1,0 +1,220 @@
+//! Opening the local instance: data directory, instance key, database, migrations.
+//!
+//! Every command that touches the instance goes through [`open`], so the refusals
+//! (missing or foreign key, key readable by others, database migrated by a newer
+//! Carnet) are the same for `serve`, `migrate` and the operator commands.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
+use std::sync::Arc;
+
+use carnet_crypto::{InstanceKey, RandomSource, SystemRandom};
+use carnet_domain::{Clock, Timestamp};
+use carnet_service::{InstanceKeyCheck, Services};
+use carnet_store::Store;
+
+use crate::config::Config;
+use crate::exit::CliError;
+
+/// Whether opening may create a new instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// `serve` and `migrate`: an empty data directory becomes a new instance.
+    CreateIfMissing,
+    /// Operator commands: the instance must already exist.
+    MustExist,
+}
+
+/// An opened, migrated instance whose key matches its database.
+#[derive(Debug)]
+pub struct Instance {
+    pub services: Services,
+    pub store: Store,
+    /// Whether this opening created the instance key (first start).
+    pub created_key: bool,
+    /// Where the database was copied before a migration, if it was.
+    pub pre_migration_copy: Option<std::path::PathBuf>,
+}
+
+/// The system clock: the one place Carnet reads the time of day.
+#[derive(Debug)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the clock injected everywhere else"
+        )]
+        let now = std::time::SystemTime::now();
+        let millis = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+            });
+        Timestamp::from_unix_millis(millis)
+    }
+}
+
+pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError> {
+    let data_dir = &config.data_dir;
+    if !data_dir.exists() {
+        if mode == OpenMode::MustExist {
+            return Err(CliError::refusal(format!(
+                "aucune instance dans {} : lancez d'abord `carnet serve` ou `carnet migrate`",
+                data_dir.display()
+            )));
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(|error| {
+                CliError::refusal(format!(
+                    "impossible de créer le répertoire de données {} ({error})",
+                    data_dir.display()
+                ))
+            })?;
+    }
+
+    let (store, database_existed) = if config.database_url.is_empty() {
+        let path = config.sqlite_path();
+        let existed = path.exists();
+        if !existed && mode == OpenMode::MustExist {
+            return Err(CliError::refusal(format!(
+                "aucune base de données dans {} : lancez d'abord `carnet serve` ou `carnet migrate`",
+                data_dir.display()
+            )));
+        }
+        if !existed {
+            // SQLite gives its WAL and shared-memory files the main file's mode: create it
+            // private so none of them is readable by other users.
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|error| {
+                    CliError::refusal(format!("impossible de créer {} ({error})", path.display()))
+                })?;
+        }
+        let store = Store::open_sqlite(&path).await.map_err(|error| {
+            CliError::refusal(format!(
+                "impossible d'ouvrir la base SQLite {} ({error})",
+                path.display()
+            ))
+        })?;
+        (store, existed)
+    } else {
+        let store = Store::connect_postgres(&config.database_url)
+            .await
+            .map_err(|error| {
+                // The URL can hold a password: never repeat it.
+                CliError::refusal(format!(
+                    "impossible de joindre la base PostgreSQL ({})",
+                    error.describe_without_secrets()
+                ))
+            })?;
+        let status = store.migration_status().await.map_err(|error| {
+            CliError::refusal(format!(
+                "impossible de lire la base PostgreSQL ({})",
+                error.describe_without_secrets()
+            ))
+        })?;
+        let existed = !status.applied.is_empty();
+        (store, existed)
+    };
+
+    let key_path = config.instance_key_path();
+    let (key, created_key) = if key_path.exists() {
+        (read_key_file(&key_path)?, false)
+    } else if database_existed {
+        return Err(CliError::refusal(format!(
+            "la base de données existe mais le fichier de clé de l'instance {} est introuvable : \
+             remettez la clé de cette instance (kit de récupération) avant de démarrer",
+            key_path.display()
+        )));
+    } else if mode == OpenMode::MustExist {
+        return Err(CliError::refusal(format!(
+            "le fichier de clé de l'instance {} est introuvable",
+            key_path.display()
+        )));
+    } else {
+        (create_key_file(&key_path)?, true)
+    };
+
+    let pre_migration_copy = store
+        .migrate(Some(&data_dir.join("pre-migration")))
+        .await
+        .map_err(|error| CliError::refusal(format!("migration de la base impossible ({error})")))?;
+    let services = Services::new(store.clone(), Arc::new(SystemClock), Arc::new(SystemRandom));
+    match services.check_instance_key(&key).await {
+        Ok(InstanceKeyCheck::Matches | InstanceKeyCheck::Recorded) => {}
+        Ok(InstanceKeyCheck::Mismatch) => {
+            return Err(CliError::refusal(format!(
+                "le fichier de clé {} ne correspond pas à cette base de données : \
+                 ce n'est pas la clé de cette instance",
+                key_path.display()
+            )));
+        }
+        Err(error) => {
+            return Err(CliError::refusal(format!(
+                "impossible de vérifier la clé de l'instance ({error})"
+            )));
+        }
+    }
+    Ok(Instance {
+        services,
+        store,
+        created_key,
+        pre_migration_copy,
+    })
+}
+
+/// Reads the instance key, refusing a file that group or others can read or write.
+fn read_key_file(path: &Path) -> Result<InstanceKey, CliError> {
+    let metadata = fs::metadata(path).map_err(|error| {
+        CliError::refusal(format!("impossible de lire {} ({error})", path.display()))
+    })?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(CliError::refusal(format!(
+            "le fichier de clé {} est accessible à d'autres utilisateurs (droits {:o}) : \
+             corrigez avec `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(|error| {
+        CliError::refusal(format!("impossible de lire {} ({error})", path.display()))
+    })?);
+    InstanceKey::from_file_text(&text).map_err(|_| {
+        CliError::refusal(format!(
+            "le fichier de clé {} est illisible : il doit contenir 64 caractères hexadécimaux",
+            path.display()
+        ))
+    })
+}
+
+/// Creates a new instance key file with mode 0600 (never overwriting one).
+fn create_key_file(path: &Path) -> Result<InstanceKey, CliError> {
+    let key = InstanceKey::generate(&SystemRandom as &dyn RandomSource)
+        .map_err(|error| CliError::refusal(format!("génération de la clé impossible ({error})")))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|error| {
+            CliError::refusal(format!("impossible de créer {} ({error})", path.display()))
+        })?;
+    file.write_all(key.to_file_text().as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|error| {
+            CliError::refusal(format!("impossible d'écrire {} ({error})", path.display()))
+        })?;
+    Ok(key)
+}

@@ -1,0 +1,139 @@
+//! `carnet serve`: open (or create) the instance and answer HTTP until SIGTERM/SIGINT.
+//!
+//! One accept loop serves plain HTTP and TLS alike (hyper-util), so the TLS path can
+//! later hand the peer's certificate to handlers (device certificates).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use carnet_http::{AppState, HttpSettings};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::exit::CliError;
+use crate::instance::{self, OpenMode};
+use crate::output::say;
+
+/// How long open connections get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a client gets to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn run(config: &Config) -> Result<(), CliError> {
+    let tls = crate::tls::server_config(config)?;
+    let instance = instance::open(config, OpenMode::CreateIfMissing).await?;
+    if instance.created_key {
+        say(&format!(
+            "Nouvelle instance : clé créée dans {} (droits 0600). Gardez-en une copie hors de \
+             cette machine : sans elle, rien ne peut être déchiffré.",
+            config.instance_key_path().display()
+        ));
+    }
+    if let Some(copy) = &instance.pre_migration_copy {
+        say(&format!(
+            "Copie de la base avant migration : {}",
+            copy.display()
+        ));
+    }
+
+    let settings = HttpSettings {
+        https: config.serves_https(),
+        body_limit_bytes: usize::try_from(config.body_limit_bytes).unwrap_or(usize::MAX),
+        request_timeout: Duration::from_secs(config.request_timeout_seconds.into()),
+    };
+    let app = carnet_http::app(AppState {
+        services: instance.services.clone(),
+        settings,
+    });
+
+    let address = config.listen_address()?;
+    let listener = TcpListener::bind(address).await.map_err(|error| {
+        CliError::refusal(format!("impossible d'écouter sur {address} ({error})"))
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|error| CliError::failure(format!("adresse d'écoute inconnue ({error})")))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    say(&format!("Carnet écoute sur {scheme}://{bound}/"));
+    tracing::info!(%bound, scheme, "listening");
+
+    let acceptor = tls.map(TlsAcceptor::from);
+    let builder = Arc::new(Builder::new(TokioExecutor::new()));
+    let graceful = GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait a little, keep serving.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = TowerToHyperService::new(app.clone());
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match acceptor {
+                        None => {
+                            let connection = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            let _ = watcher.watch(connection.into_owned()).await;
+                        }
+                        Some(acceptor) => {
+                            let handshake =
+                                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                            let Ok(Ok(tls_stream)) = handshake else {
+                                tracing::debug!("TLS handshake failed or timed out");
+                                return;
+                            };
+                            let connection = builder
+                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                            let _ = watcher.watch(connection.into_owned()).await;
+                        }
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+
+    say("Arrêt demandé : fin des requêtes en cours…");
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish in time");
+    }
+    instance.store.close().await;
+    say("Carnet est arrêté.");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for shutdown signals; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}
