@@ -47,14 +47,15 @@ pub fn with_middleware(router: Router, settings: &HttpSettings) -> Router {
         ),
     ];
     let mut router = router
-        .layer(axum::middleware::map_response(envelope_for_bare_errors))
         .layer(CatchPanicLayer::custom(answer_panic))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
         ))
         .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
-        .layer(DefaultBodyLimit::max(settings.body_limit_bytes));
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        // Outside the layers above, so their bare 408/413 answers get the envelope too.
+        .layer(axum::middleware::map_response(envelope_for_bare_errors));
     for (name, value) in static_headers {
         router = router.layer(SetResponseHeaderLayer::overriding(
             name,

@@ -1,0 +1,7 @@
+//! The HTTP adapter's wire behaviour, in process (the binary's own tests cover the
+//! real server): headers, the error envelope, limits, the API and its description.
+
+mod api;
+mod generated;
+mod middleware;
+mod support;

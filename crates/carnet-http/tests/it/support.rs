@@ -1,0 +1,92 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response};
+use carnet_crypto::SystemRandom;
+use carnet_domain::{ManualClock, Timestamp};
+use carnet_http::{AppState, HttpSettings};
+use carnet_service::{Actor, Services};
+use carnet_store::Store;
+use tower::ServiceExt as _;
+
+pub struct TestApp {
+    pub state: AppState,
+    pub store: Store,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn test_app(settings: HttpSettings) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = Store::open_sqlite(&dir.path().join("db.sqlite3"))
+        .await
+        .expect("open");
+    store.migrate(None).await.expect("migrate");
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(
+        1_795_429_020_000,
+    )));
+    let services = Services::new(store.clone(), clock, Arc::new(SystemRandom));
+    TestApp {
+        state: AppState { services, settings },
+        store,
+        _dir: dir,
+    }
+}
+
+pub fn short_settings() -> HttpSettings {
+    HttpSettings {
+        https: false,
+        body_limit_bytes: 4096,
+        request_timeout: Duration::from_millis(200),
+    }
+}
+
+impl TestApp {
+    /// The application as an anonymous visitor sees it.
+    pub fn anonymous(&self) -> Router {
+        carnet_http::app(self.state.clone())
+    }
+
+    /// The application with `actor` authenticated (what the accounts layer will provide).
+    pub fn as_actor(&self, actor: Actor) -> Router {
+        carnet_http::with_middleware(
+            carnet_http::routes(self.state.clone()).layer(axum::Extension(actor)),
+            &self.state.settings,
+        )
+    }
+}
+
+pub async fn send(app: &Router, request: Request<Body>) -> (Response<Body>, Vec<u8>) {
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.expect("body");
+    (Response::from_parts(parts, Body::empty()), bytes.to_vec())
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).expect("request")
+}
+
+pub fn post_json(uri: &str, json: &serde_json::Value) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(json.to_string()))
+        .expect("request")
+}
+
+pub fn json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).expect("JSON body")
+}
+
+/// Asserts the error envelope with `code`.
+pub fn assert_envelope(bytes: &[u8], code: &str) {
+    let body = json(bytes);
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
