@@ -1,0 +1,100 @@
+use std::path::PathBuf;
+
+use crate::support::{Instance, assert_refused, stderr_of, stdout_of};
+
+#[test]
+fn practice_create_prints_the_id_and_list_shows_it() {
+    let instance = Instance::new();
+    assert!(instance.run(&["migrate"]).status.success());
+    let created = instance.run(&[
+        "practice",
+        "create",
+        "--name",
+        "Cabinet dentaire du Port",
+        "--address",
+        "1 quai Est, 17000 La Rochelle",
+        "--profession",
+        "dentist",
+    ]);
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    let id = stdout_of(&created).trim().to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let listed = stdout_of(&instance.run(&["practice", "list"]));
+    let line = listed
+        .lines()
+        .find(|line| line.starts_with(&id))
+        .expect("listed");
+    assert!(line.ends_with("\tCabinet dentaire du Port"), "{line}");
+    assert!(line.contains("\tdentist\t"), "{line}");
+}
+
+#[test]
+fn practice_create_refuses_bad_input_in_french_and_creates_nothing() {
+    let instance = Instance::new();
+    assert!(instance.run(&["migrate"]).status.success());
+    let output = instance.run(&[
+        "practice",
+        "create",
+        "--name",
+        " ",
+        "--address",
+        "1 rue",
+        "--profession",
+        "nurse",
+    ]);
+    assert_refused(&output, "Le champ « nom du cabinet » est obligatoire.");
+    assert_eq!(stdout_of(&instance.run(&["practice", "list"])), "");
+}
+
+#[test]
+fn operator_commands_need_an_existing_instance() {
+    let instance = Instance::new();
+    let output = instance.run(&["practice", "list"]);
+    assert_refused(&output, "aucune instance");
+    assert!(!instance.data_dir().exists());
+}
+
+#[test]
+fn config_check_hides_secrets() {
+    let instance = Instance::new();
+    let secret = instance.dir.path().join("database-url");
+    std::fs::write(&secret, "postgres://carnet:tres-secret@127.0.0.1/carnet").expect("write");
+    let output = instance
+        .command()
+        .args(["config", "check"])
+        .env("CARNET_DATABASE_URL_FILE", &secret)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let printed = stdout_of(&output);
+    assert!(
+        printed.contains("database_url = \"<redacted>\""),
+        "{printed}"
+    );
+    assert!(!printed.contains("tres-secret"));
+}
+
+/// The committed example configuration is the one the code generates.
+/// Regenerate with `cargo run -- config example > carnet.example.toml`.
+#[test]
+fn the_committed_example_configuration_is_current() {
+    let instance = Instance::new();
+    let output = instance.run(&["config", "example"]);
+    assert!(output.status.success());
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../carnet.example.toml");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == stdout_of(&output),
+        "carnet.example.toml is stale: run `cargo run -- config example > carnet.example.toml`"
+    );
+}
+
+#[test]
+fn migrate_creates_the_instance_and_reports_the_schema() {
+    let instance = Instance::new();
+    let output = instance.run(&["migrate"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(stdout_of(&output).contains("Base à jour (migrations appliquées : 1)"));
+    let again = instance.run(&["migrate"]);
+    assert!(again.status.success());
+}
