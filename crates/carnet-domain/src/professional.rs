@@ -196,15 +196,15 @@ fn luhn_is_valid(digits: &str) -> bool {
         .enumerate()
         .map(|(position, byte)| {
             let digit = u32::from(byte - b'0');
-            if position % 2 == 1 {
+            if position.is_multiple_of(2) {
+                digit
+            } else {
                 let doubled = digit * 2;
                 if doubled > 9 { doubled - 9 } else { doubled }
-            } else {
-                digit
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         .routes(routes!(readyz))
         .split_for_parts();
     document.merge(health);
-    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    env!("CARGO_PKG_VERSION").clone_into(&mut document.info.version);
     document
 }
 

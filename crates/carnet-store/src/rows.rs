@@ -20,9 +20,9 @@ macro_rules! practice {
         let row = $row;
         $crate::rows::practice_from_columns(
             row.try_get("id")?,
-            row.try_get("name")?,
-            row.try_get("address")?,
-            row.try_get("profession")?,
+            &row.try_get::<String, _>("name")?,
+            &row.try_get::<String, _>("address")?,
+            &row.try_get::<String, _>("profession")?,
             row.try_get("created_at")?,
         )
     }};
@@ -74,16 +74,16 @@ pub(crate) use decision;
 
 pub(crate) fn practice_from_columns(
     id: Uuid,
-    name: String,
-    address: String,
-    profession: String,
+    name: &str,
+    address: &str,
+    profession: &str,
     created_at: i64,
 ) -> Result<Practice, StoreError> {
     Ok(Practice {
         id: PracticeId::from_uuid(id),
-        name: PracticeName::parse(&name).map_err(|_| StoreError::Corrupt("practice name"))?,
-        address: Address::parse(&address).map_err(|_| StoreError::Corrupt("practice address"))?,
-        profession: Profession::parse(&profession)
+        name: PracticeName::parse(name).map_err(|_| StoreError::Corrupt("practice name"))?,
+        address: Address::parse(address).map_err(|_| StoreError::Corrupt("practice address"))?,
+        profession: Profession::parse(profession)
             .map_err(|_| StoreError::Corrupt("practice profession"))?,
         created_at: Timestamp::from_unix_millis(created_at),
     })

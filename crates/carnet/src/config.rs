@@ -6,7 +6,7 @@
 //! by a test) and the checks all come from it. An unknown key, an unknown `CARNET_`
 //! variable or an out-of-range value stops the program with one clear sentence.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -352,10 +352,9 @@ impl Config {
                 "data_dir ne peut pas être vide".into(),
             ));
         }
-        if !self.database_url.is_empty()
-            && !(self.database_url.starts_with("postgres://")
-                || self.database_url.starts_with("postgresql://"))
-        {
+        let postgres_url = self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://");
+        if !self.database_url.is_empty() && !postgres_url {
             return Err(ConfigError::Invalid(
                 "database_url doit être vide (SQLite intégré) ou commencer par postgres://".into(),
             ));
@@ -447,9 +446,11 @@ pub fn example_file() -> String {
             .unwrap_or_default();
         match field.example {
             Some(example) => {
-                out.push_str(&format!("# {} = {}\n", field.key, example_value(example)));
+                let _ = writeln!(out, "# {} = {}", field.key, example_value(example));
             }
-            None => out.push_str(&format!("{} = {default}\n", field.key)),
+            None => {
+                let _ = writeln!(out, "{} = {default}", field.key);
+            }
         }
     }
     out

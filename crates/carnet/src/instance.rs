@@ -79,53 +79,7 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
             })?;
     }
 
-    let (store, database_existed) = if config.database_url.is_empty() {
-        let path = config.sqlite_path();
-        let existed = path.exists();
-        if !existed && mode == OpenMode::MustExist {
-            return Err(CliError::refusal(format!(
-                "aucune base de données dans {} : lancez d'abord `carnet serve` ou `carnet migrate`",
-                data_dir.display()
-            )));
-        }
-        if !existed {
-            // SQLite gives its WAL and shared-memory files the main file's mode: create it
-            // private so none of them is readable by other users.
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|error| {
-                    CliError::refusal(format!("impossible de créer {} ({error})", path.display()))
-                })?;
-        }
-        let store = Store::open_sqlite(&path).await.map_err(|error| {
-            CliError::refusal(format!(
-                "impossible d'ouvrir la base SQLite {} ({error})",
-                path.display()
-            ))
-        })?;
-        (store, existed)
-    } else {
-        let store = Store::connect_postgres(&config.database_url)
-            .await
-            .map_err(|error| {
-                // The URL can hold a password: never repeat it.
-                CliError::refusal(format!(
-                    "impossible de joindre la base PostgreSQL ({})",
-                    error.describe_without_secrets()
-                ))
-            })?;
-        let status = store.migration_status().await.map_err(|error| {
-            CliError::refusal(format!(
-                "impossible de lire la base PostgreSQL ({})",
-                error.describe_without_secrets()
-            ))
-        })?;
-        let existed = !status.applied.is_empty();
-        (store, existed)
-    };
+    let (store, database_existed) = open_store(config, mode).await?;
 
     let key_path = config.instance_key_path();
     let (key, created_key) = if key_path.exists() {
@@ -171,6 +125,59 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
         created_key,
         pre_migration_copy,
     })
+}
+
+/// Opens the configured database without migrating it, and says whether it already held
+/// an instance (so a missing key file can be told from a first start).
+async fn open_store(config: &Config, mode: OpenMode) -> Result<(Store, bool), CliError> {
+    let data_dir = &config.data_dir;
+    if config.database_url.is_empty() {
+        let path = config.sqlite_path();
+        let existed = path.exists();
+        if !existed && mode == OpenMode::MustExist {
+            return Err(CliError::refusal(format!(
+                "aucune base de données dans {} : lancez d'abord `carnet serve` ou `carnet migrate`",
+                data_dir.display()
+            )));
+        }
+        if !existed {
+            // SQLite gives its WAL and shared-memory files the main file's mode: create it
+            // private so none of them is readable by other users.
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|error| {
+                    CliError::refusal(format!("impossible de créer {} ({error})", path.display()))
+                })?;
+        }
+        let store = Store::open_sqlite(&path).await.map_err(|error| {
+            CliError::refusal(format!(
+                "impossible d'ouvrir la base SQLite {} ({error})",
+                path.display()
+            ))
+        })?;
+        Ok((store, existed))
+    } else {
+        let store = Store::connect_postgres(&config.database_url)
+            .await
+            .map_err(|error| {
+                // The URL can hold a password: never repeat it.
+                CliError::refusal(format!(
+                    "impossible de joindre la base PostgreSQL ({})",
+                    error.describe_without_secrets()
+                ))
+            })?;
+        let status = store.migration_status().await.map_err(|error| {
+            CliError::refusal(format!(
+                "impossible de lire la base PostgreSQL ({})",
+                error.describe_without_secrets()
+            ))
+        })?;
+        let existed = !status.applied.is_empty();
+        Ok((store, existed))
+    }
 }
 
 /// Reads the instance key, refusing a file that group or others can read or write.

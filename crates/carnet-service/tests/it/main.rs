@@ -268,6 +268,7 @@ async fn the_platform_side_creates_holders_only_and_roles_need_the_right_numbers
 }
 
 #[tokio::test]
+#[expect(clippy::too_many_lines, reason = "one story, read top to bottom")]
 async fn a_platform_administrator_validates_with_who_when_and_why() {
     let w = world().await;
     let (a, holder, staff) = practice_with_members(&w.services, "Cabinet A").await;

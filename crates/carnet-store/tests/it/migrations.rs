@@ -73,12 +73,12 @@ async fn an_existing_sqlite_database_is_copied_before_a_pending_migration() {
     let copy = store.migrate(Some(&copies)).await.expect("migrate again");
     let copy = copy.expect("a copy is taken before migrating a database that has data");
     assert!(copy.starts_with(&copies));
-    let copied = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display()))
+    let copy_pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display()))
         .await
         .expect("open the copy");
     let kept: Vec<u8> =
         sqlx::query_scalar("SELECT value FROM instance_meta_old WHERE key = 'canary'")
-            .fetch_one(&copied)
+            .fetch_one(&copy_pool)
             .await
             .expect("the copy holds the data as it was before migrating");
     assert_eq!(kept, vec![1]);

@@ -45,6 +45,8 @@ pub fn postgres_required() -> bool {
     std::env::var("CARNET_REQUIRE_POSTGRES").is_ok_and(|value| value == "1")
 }
 
+static NEXT_SCHEMA: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub async fn postgres() -> Option<Harness> {
     let Some(url) = postgres_url() else {
         assert!(
@@ -54,7 +56,10 @@ pub async fn postgres() -> Option<Harness> {
         return None;
     };
     let admin = sqlx_admin::Admin::connect(&url).await;
-    let schema = format!("carnet_test_{}", uuid::Uuid::new_v4().simple());
+    // The process id and a counter name the schema uniquely among running tests (under
+    // nextest or `cargo test`); a leftover from a crashed earlier run is replaced.
+    let serial = NEXT_SCHEMA.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let schema = format!("carnet_test_{}_{serial}", std::process::id());
     admin.create_schema(&schema).await;
     let options = carnet_store::postgres_options_in_schema(&url, &schema).expect("URL parses");
     let store = Store::connect_postgres_with(options)
@@ -82,10 +87,12 @@ mod sqlx_admin {
         }
 
         pub async fn create_schema(&self, schema: &str) {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-                .execute(&self.0)
-                .await
-                .expect("create schema");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; CREATE SCHEMA \"{schema}\""
+            )))
+            .execute(&self.0)
+            .await
+            .expect("create schema");
         }
 
         pub async fn drop_schema(&self, schema: &str) {
@@ -130,17 +137,16 @@ pub(crate) use conformance;
 /// nextest configuration) and fails when it is required but not configured.
 #[test]
 fn postgres_half_ran() {
-    match postgres_url() {
-        Some(_) => eprintln!("PostgreSQL half of the storage conformance suite: RUN"),
-        None => {
-            eprintln!(
-                "PostgreSQL half of the storage conformance suite: DID NOT RUN \
-                 (set CARNET_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            assert!(
-                !postgres_required(),
-                "CARNET_REQUIRE_POSTGRES=1 but CARNET_TEST_POSTGRES_URL is not set"
-            );
-        }
-    }
+    let Some(_) = postgres_url() else {
+        eprintln!(
+            "PostgreSQL half of the storage conformance suite: DID NOT RUN \
+             (set CARNET_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
+        assert!(
+            !postgres_required(),
+            "CARNET_REQUIRE_POSTGRES=1 but CARNET_TEST_POSTGRES_URL is not set"
+        );
+        return;
+    };
+    eprintln!("PostgreSQL half of the storage conformance suite: RUN");
 }

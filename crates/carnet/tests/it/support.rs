@@ -64,29 +64,23 @@ impl Instance {
             }
         });
         let mut seen = Vec::new();
-        loop {
-            match lines_rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) => {
-                    if let Some(url) = line.strip_prefix("Carnet écoute sur ") {
-                        return Server {
-                            child,
-                            url: url.trim_end_matches('/').to_owned(),
-                            lines: lines_rx,
-                            startup_output: seen,
-                        };
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let output = child.wait_with_output().expect("wait");
-                    panic!(
-                        "the server did not start: {seen:?} {}",
-                        String::from_utf8_lossy(&output.stderr)
-                    );
-                }
+        while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(30)) {
+            if let Some(url) = line.strip_prefix("Carnet écoute sur ") {
+                return Server {
+                    child,
+                    url: url.trim_end_matches('/').to_owned(),
+                    lines: lines_rx,
+                    startup_output: seen,
+                };
             }
+            seen.push(line);
         }
+        let _ = child.kill();
+        let output = child.wait_with_output().expect("wait");
+        panic!(
+            "the server did not start: {seen:?} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 
