@@ -98,3 +98,45 @@ fn migrate_creates_the_instance_and_reports_the_schema() {
     let again = instance.run(&["migrate"]);
     assert!(again.status.success());
 }
+
+/// The committed CLI reference (docs/cli.md) is the binary's own help.
+/// Regenerate with `CARNET_UPDATE_GENERATED=1 cargo nextest run -p carnet cli_reference`.
+#[test]
+fn the_committed_cli_reference_is_current() {
+    let instance = Instance::new();
+    let mut generated = String::from(
+        "# Command-line reference\n\nGenerated from `carnet … --help`; checked by a test.\n",
+    );
+    for command in [
+        vec![],
+        vec!["serve"],
+        vec!["migrate"],
+        vec!["config", "check"],
+        vec!["config", "example"],
+        vec!["practice", "create"],
+        vec!["practice", "list"],
+    ] {
+        let mut args = command.clone();
+        args.push("--help");
+        let output = instance.run(&args);
+        assert!(output.status.success());
+        let title = if command.is_empty() {
+            "carnet".to_owned()
+        } else {
+            format!("carnet {}", command.join(" "))
+        };
+        generated.push_str(&format!(
+            "\n## `{title}`\n\n```text\n{}```\n",
+            stdout_of(&output)
+        ));
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
+    if std::env::var("CARNET_UPDATE_GENERATED").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &generated).expect("write");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/cli.md is stale: run CARNET_UPDATE_GENERATED=1 cargo nextest run -p carnet cli_reference"
+    );
+}

@@ -1,0 +1,83 @@
+// Starts the real `carnet` binary on a fresh data directory and drives Debian's
+// chromium through Playwright. Shared by every browser test.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+
+/** The binary under test: CARNET_BIN, or the debug build. */
+export const carnetBinary = process.env.CARNET_BIN ?? join(root, "target/debug/carnet");
+
+/** Starts `carnet serve` on a free loopback port; resolves to { url, stop }. */
+export async function startCarnet(extraEnv = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), "carnet-browser-"));
+  const env = { PATH: process.env.PATH, CARNET_DATA_DIR: join(dataDir, "data"), CARNET_LOG_FILTER: "warn", ...extraEnv };
+  const child = spawn(carnetBinary, ["serve", "--listen", "127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout });
+  const url = await new Promise((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error("carnet did not start within 30 s")), 30_000);
+    child.once("exit", (code) => reject(new Error(`carnet exited early with code ${code}`)));
+    lines.on("line", (line) => {
+      const match = line.match(/^Carnet écoute sur (\S+?)\/?$/);
+      if (match) {
+        clearTimeout(timer);
+        resolveUrl(match[1]);
+      }
+    });
+  });
+  const stop = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((done) => child.once("exit", done));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return { url, stop };
+}
+
+/** Launches headless chromium as the machine allows (root, closed network). */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/**
+ * Opens a page that records every Content-Security-Policy violation, whether reported
+ * as a DOM event or as a console error.
+ */
+export async function openWatchedPage(browser) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const violations = [];
+  await page.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (event) => {
+      window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+    });
+  });
+  page.on("console", (message) => {
+    if (message.type() === "error" && /Content Security Policy|Refused to/i.test(message.text())) {
+      violations.push(message.text());
+    }
+  });
+  page.on("pageerror", (error) => violations.push(`page error: ${error.message}`));
+  const allViolations = async () => [...violations, ...(await page.evaluate(() => window.__cspViolations ?? []))];
+  return { context, page, allViolations };
+}
