@@ -1,3 +1,4 @@
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::support::{Instance, assert_refused, stderr_of, stdout_of};
@@ -125,10 +126,11 @@ fn the_committed_cli_reference_is_current() {
         } else {
             format!("carnet {}", command.join(" "))
         };
-        generated.push_str(&format!(
+        let _ = write!(
+            generated,
             "\n## `{title}`\n\n```text\n{}```\n",
             stdout_of(&output)
-        ));
+        );
     }
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
     if std::env::var("CARNET_UPDATE_GENERATED").is_ok_and(|v| v == "1") {
