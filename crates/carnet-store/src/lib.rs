@@ -7,22 +7,25 @@
 //! dialects differ (schema, dump, copy before migration) the code says so.
 //! The conformance suite in `tests/it` runs every test against both.
 
+mod audit;
+mod committer;
 mod migrations;
 mod rows;
+mod tx;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use carnet_domain::{
-    AdminId, Member, MemberId, Practice, PracticeId, ProfessionalIdState, ProfessionalIdStatus,
-    Timestamp,
-};
+use carnet_domain::{AdminId, Practice, PracticeId, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use audit::AuditQuery;
+pub use committer::GroupCommitter;
 pub use migrations::MigrationStatus;
+pub use tx::Tx;
 
 /// What can go wrong in storage. Messages never carry stored values.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,10 @@ pub enum StoreError {
     MissingReference,
     #[error("a row with the same key already exists")]
     Conflict,
+    #[error("the transaction could not be committed: {0}")]
+    CommitFailed(String),
+    #[error("the audited writer is not running")]
+    WriterStopped,
     #[error("file system error while {action}: {source}")]
     Io {
         action: &'static str,
@@ -92,8 +99,8 @@ enum Backend {
 macro_rules! on_backend {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
-            Backend::Sqlite { pool: $pool, .. } => $body,
-            Backend::Postgres { pool: $pool } => $body,
+            $crate::Backend::Sqlite { pool: $pool, .. } => $body,
+            $crate::Backend::Postgres { pool: $pool } => $body,
         }
     };
 }
@@ -115,6 +122,7 @@ macro_rules! members_query {
         )
     };
 }
+pub(crate) use members_query;
 
 /// The storage contract. Cheap to clone (pools are shared).
 #[derive(Clone, Debug)]
@@ -176,6 +184,15 @@ impl Store {
             Backend::Sqlite { path, .. } => Some(path),
             Backend::Postgres { .. } => None,
         }
+    }
+
+    /// Opens a transaction.
+    pub async fn transaction(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.backend {
+            Backend::Sqlite { pool, .. } => tx::TxInner::Sqlite(pool.begin().await?),
+            Backend::Postgres { pool } => tx::TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { inner })
     }
 
     /// Closes the pool, waiting for connections to be returned (graceful shutdown).
@@ -266,24 +283,6 @@ impl Store {
 
     // ---- practices ---------------------------------------------------------------------
 
-    pub async fn insert_practice(&self, practice: &Practice) -> Result<(), StoreError> {
-        on_backend!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO practices (id, name, address, profession, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(practice.id.as_uuid())
-            .bind(practice.name.as_str())
-            .bind(practice.address.as_str())
-            .bind(practice.profession.as_str())
-            .bind(practice.created_at.unix_millis())
-            .execute(pool)
-            .await
-            .map_err(StoreError::from_write)?;
-        });
-        Ok(())
-    }
-
     /// Every practice, oldest first (for the operator and platform administrators).
     pub async fn list_practices(&self) -> Result<Vec<Practice>, StoreError> {
         on_backend!(self, |pool| {
@@ -306,128 +305,6 @@ impl Store {
             .fetch_optional(pool)
             .await?;
             row.map(|row| rows::practice!(row)).transpose()
-        })
-    }
-
-    // ---- members -----------------------------------------------------------------------
-
-    /// Adds a member. Its professional number (if any) starts pending.
-    pub async fn insert_member(&self, member: &Member) -> Result<(), StoreError> {
-        let (kind, number) = match &member.professional_id {
-            Some(id) => (Some(id.kind()), Some(id.number())),
-            None => (None, None),
-        };
-        on_backend!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO members (id, practice_id, name, role, phone, \
-                 professional_id_kind, professional_id_number, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(member.id.as_uuid())
-            .bind(member.practice_id.as_uuid())
-            .bind(member.name.as_str())
-            .bind(member.role.as_str())
-            .bind(member.phone.as_str())
-            .bind(kind)
-            .bind(number)
-            .bind(member.created_at.unix_millis())
-            .execute(pool)
-            .await
-            .map_err(StoreError::from_write)?;
-        });
-        Ok(())
-    }
-
-    /// The members of one practice, oldest first, each with its latest decision.
-    pub async fn list_members(&self, practice_id: PracticeId) -> Result<Vec<Member>, StoreError> {
-        on_backend!(self, |pool| {
-            let rows = sqlx::query(members_query!("m.practice_id = $1"))
-                .bind(practice_id.as_uuid())
-                .fetch_all(pool)
-                .await?;
-            rows.iter().map(|row| rows::member!(row)).collect()
-        })
-    }
-
-    /// One member, looked up within its practice: a member id from another practice finds
-    /// nothing.
-    pub async fn member(
-        &self,
-        practice_id: PracticeId,
-        member_id: MemberId,
-    ) -> Result<Option<Member>, StoreError> {
-        on_backend!(self, |pool| {
-            let row = sqlx::query(members_query!("m.practice_id = $1 AND m.id = $2"))
-                .bind(practice_id.as_uuid())
-                .bind(member_id.as_uuid())
-                .fetch_optional(pool)
-                .await?;
-            row.map(|row| rows::member!(row)).transpose()
-        })
-    }
-
-    /// Appends a decision on a member's professional number. Earlier decisions are kept.
-    pub async fn append_professional_id_decision(
-        &self,
-        practice_id: PracticeId,
-        member_id: MemberId,
-        decision: &ProfessionalIdState,
-    ) -> Result<(), StoreError> {
-        let ProfessionalIdState::Decided {
-            status,
-            by,
-            at,
-            reason,
-        } = decision
-        else {
-            return Err(StoreError::Corrupt("a decision must validate or reject"));
-        };
-        if *status == ProfessionalIdStatus::Pending {
-            return Err(StoreError::Corrupt("a decision must validate or reject"));
-        }
-        on_backend!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO professional_id_decisions \
-                 (practice_id, member_id, status, decided_by, decided_at, reason) \
-                 SELECT $1, $2, $3, $4, $5, $6 \
-                 WHERE EXISTS (SELECT 1 FROM members WHERE id = $2 AND practice_id = $1)",
-            )
-            .bind(practice_id.as_uuid())
-            .bind(member_id.as_uuid())
-            .bind(status.as_str())
-            .bind(by.as_uuid())
-            .bind(at.unix_millis())
-            .bind(reason.as_str())
-            .execute(pool)
-            .await
-            .map_err(StoreError::from_write)
-            .and_then(|done| {
-                if done.rows_affected() == 1 {
-                    Ok(())
-                } else {
-                    Err(StoreError::MissingReference)
-                }
-            })
-        })
-    }
-
-    /// Every decision on a member's number, oldest first (the history behind the state).
-    pub async fn professional_id_history(
-        &self,
-        practice_id: PracticeId,
-        member_id: MemberId,
-    ) -> Result<Vec<ProfessionalIdState>, StoreError> {
-        on_backend!(self, |pool| {
-            let rows = sqlx::query(
-                "SELECT status AS decision_status, decided_by, decided_at, reason \
-                 FROM professional_id_decisions \
-                 WHERE practice_id = $1 AND member_id = $2 ORDER BY seq",
-            )
-            .bind(practice_id.as_uuid())
-            .bind(member_id.as_uuid())
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(|row| rows::decision!(row)).collect()
         })
     }
 }

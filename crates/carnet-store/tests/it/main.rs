@@ -3,5 +3,6 @@
 
 mod support;
 
+mod audit;
 mod migrations;
 mod practices;

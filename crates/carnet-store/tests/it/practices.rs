@@ -2,7 +2,7 @@ use carnet_domain::{
     Address, AdminId, Member, MemberId, MemberName, Phone, Practice, PracticeId, PracticeName,
     Profession, ProfessionalId, ProfessionalIdState, ProfessionalIdStatus, Role, Rpps, Timestamp,
 };
-use carnet_store::{Store, StoreError};
+use carnet_store::{Store, StoreError, Tx};
 
 use crate::support::conformance;
 
@@ -50,8 +50,8 @@ fn member(n: u64, practice_id: PracticeId, role: Role) -> Member {
 async fn practices_round_trip_in_creation_order(store: &Store) {
     let second = practice(2, "Cabinet B");
     let first = practice(1, "Cabinet A");
-    store.insert_practice(&second).await.expect("insert");
-    store.insert_practice(&first).await.expect("insert");
+    insert_practice(store, &second).await.expect("insert");
+    insert_practice(store, &first).await.expect("insert");
     assert_eq!(
         store.list_practices().await.expect("list"),
         vec![first.clone(), second]
@@ -68,7 +68,7 @@ async fn practices_round_trip_in_creation_order(store: &Store) {
         None
     );
     assert!(matches!(
-        store.insert_practice(&first).await,
+        insert_practice(store, &first).await,
         Err(StoreError::Conflict)
     ));
 }
@@ -76,43 +76,43 @@ async fn practices_round_trip_in_creation_order(store: &Store) {
 async fn members_are_scoped_by_their_practice(store: &Store) {
     let a = practice(1, "Cabinet A");
     let b = practice(2, "Cabinet B");
-    store.insert_practice(&a).await.expect("insert");
-    store.insert_practice(&b).await.expect("insert");
+    insert_practice(store, &a).await.expect("insert");
+    insert_practice(store, &b).await.expect("insert");
     let holder = member(1, a.id, Role::Holder);
     let staff = member(2, a.id, Role::Staff);
     let other = member(3, b.id, Role::Professional);
     for m in [&holder, &staff, &other] {
-        store.insert_member(m).await.expect("insert member");
+        insert_member(store, m).await.expect("insert member");
     }
     assert_eq!(
-        store.list_members(a.id).await.expect("list"),
+        list_members(store, a.id).await.expect("list"),
         vec![holder.clone(), staff]
     );
     assert_eq!(
-        store.list_members(b.id).await.expect("list"),
+        list_members(store, b.id).await.expect("list"),
         vec![other.clone()]
     );
     assert_eq!(
-        store.member(a.id, holder.id).await.expect("get"),
+        member_of(store, a.id, holder.id).await.expect("get"),
         Some(holder)
     );
     assert_eq!(
-        store.member(a.id, other.id).await.expect("get"),
+        member_of(store, a.id, other.id).await.expect("get"),
         None,
         "a member of practice B is invisible through practice A"
     );
     let orphan = member(4, PracticeId::new_v7(9, &id(9)), Role::Staff);
     assert!(matches!(
-        store.insert_member(&orphan).await,
+        insert_member(store, &orphan).await,
         Err(StoreError::MissingReference)
     ));
 }
 
 async fn decisions_are_appended_and_the_latest_decides(store: &Store) {
     let a = practice(1, "Cabinet A");
-    store.insert_practice(&a).await.expect("insert");
+    insert_practice(store, &a).await.expect("insert");
     let pro = member(1, a.id, Role::Professional);
-    store.insert_member(&pro).await.expect("insert");
+    insert_member(store, &pro).await.expect("insert");
     let admin = AdminId::new_v7(5, &id(5));
     store
         .insert_admin(admin, "Admin", Timestamp::from_unix_millis(5))
@@ -132,38 +132,29 @@ async fn decisions_are_appended_and_the_latest_decides(store: &Store) {
         at: Timestamp::from_unix_millis(20),
         reason: "Vérifié dans l'Annuaire Santé".into(),
     };
-    store
-        .append_professional_id_decision(a.id, pro.id, &rejected)
+    append_decision(store, a.id, pro.id, &rejected)
         .await
         .expect("reject");
-    let after_reject = store
-        .member(a.id, pro.id)
+    let after_reject = member_of(store, a.id, pro.id)
         .await
         .expect("get")
         .expect("exists");
     assert_eq!(after_reject.professional_id_state, rejected);
-    store
-        .append_professional_id_decision(a.id, pro.id, &validated)
+    append_decision(store, a.id, pro.id, &validated)
         .await
         .expect("validate");
-    let after_validate = store
-        .member(a.id, pro.id)
+    let after_validate = member_of(store, a.id, pro.id)
         .await
         .expect("get")
         .expect("exists");
     assert!(after_validate.professional_id_state.is_validated());
     assert_eq!(
-        store
-            .professional_id_history(a.id, pro.id)
-            .await
-            .expect("history"),
+        history(store, a.id, pro.id).await.expect("history"),
         vec![rejected, validated],
         "the earlier decision is kept"
     );
     assert!(matches!(
-        store
-            .append_professional_id_decision(a.id, pro.id, &ProfessionalIdState::Pending)
-            .await,
+        append_decision(store, a.id, pro.id, &ProfessionalIdState::Pending).await,
         Err(StoreError::Corrupt(_))
     ));
 }
@@ -171,10 +162,10 @@ async fn decisions_are_appended_and_the_latest_decides(store: &Store) {
 async fn a_decision_for_a_member_of_another_practice_is_refused(store: &Store) {
     let a = practice(1, "Cabinet A");
     let b = practice(2, "Cabinet B");
-    store.insert_practice(&a).await.expect("insert");
-    store.insert_practice(&b).await.expect("insert");
+    insert_practice(store, &a).await.expect("insert");
+    insert_practice(store, &b).await.expect("insert");
     let pro = member(1, b.id, Role::Professional);
-    store.insert_member(&pro).await.expect("insert");
+    insert_member(store, &pro).await.expect("insert");
     let admin = AdminId::new_v7(5, &id(5));
     store
         .insert_admin(admin, "Admin", Timestamp::from_unix_millis(5))
@@ -187,13 +178,10 @@ async fn a_decision_for_a_member_of_another_practice_is_refused(store: &Store) {
         reason: "ok".into(),
     };
     assert!(matches!(
-        store
-            .append_professional_id_decision(a.id, pro.id, &decision)
-            .await,
+        append_decision(store, a.id, pro.id, &decision).await,
         Err(StoreError::MissingReference)
     ));
-    let unchanged = store
-        .member(b.id, pro.id)
+    let unchanged = member_of(store, b.id, pro.id)
         .await
         .expect("get")
         .expect("exists");
@@ -239,11 +227,73 @@ async fn decisions_cannot_be_updated_or_deleted_in_the_database(store: &Store) {
     let a = practice(1, "Cabinet A");
     let pro = member(1, a.id, Role::Professional);
     assert_eq!(
-        store
-            .professional_id_history(a.id, pro.id)
-            .await
-            .expect("history")
-            .len(),
+        history(store, a.id, pro.id).await.expect("history").len(),
         2
     );
+}
+
+// Each helper runs one operation in its own transaction, as a unit of work would.
+
+async fn committed<T>(tx: Tx, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(error) => {
+            tx.rollback().await?;
+            Err(error)
+        }
+    }
+}
+
+async fn insert_practice(store: &Store, practice: &Practice) -> Result<(), StoreError> {
+    let mut tx = store.transaction().await?;
+    let result = tx.insert_practice(practice).await;
+    committed(tx, result).await
+}
+
+async fn insert_member(store: &Store, member: &Member) -> Result<(), StoreError> {
+    let mut tx = store.transaction().await?;
+    let result = tx.insert_member(member).await;
+    committed(tx, result).await
+}
+
+async fn list_members(store: &Store, practice_id: PracticeId) -> Result<Vec<Member>, StoreError> {
+    let mut tx = store.transaction().await?;
+    let result = tx.list_members(practice_id).await;
+    committed(tx, result).await
+}
+
+async fn member_of(
+    store: &Store,
+    practice_id: PracticeId,
+    member_id: MemberId,
+) -> Result<Option<Member>, StoreError> {
+    let mut tx = store.transaction().await?;
+    let result = tx.member(practice_id, member_id).await;
+    committed(tx, result).await
+}
+
+async fn append_decision(
+    store: &Store,
+    practice_id: PracticeId,
+    member_id: MemberId,
+    decision: &ProfessionalIdState,
+) -> Result<(), StoreError> {
+    let mut tx = store.transaction().await?;
+    let result = tx
+        .append_professional_id_decision(practice_id, member_id, decision)
+        .await;
+    committed(tx, result).await
+}
+
+async fn history(
+    store: &Store,
+    practice_id: PracticeId,
+    member_id: MemberId,
+) -> Result<Vec<ProfessionalIdState>, StoreError> {
+    let mut tx = store.transaction().await?;
+    let result = tx.professional_id_history(practice_id, member_id).await;
+    committed(tx, result).await
 }

@@ -1,0 +1,345 @@
+//! Audit trail storage: appending an entry inside the caller's transaction, reading a
+//! chain back for verification, reading filtered events for people, and checkpoints.
+
+use std::net::IpAddr;
+
+use carnet_audit::{
+    Action, ActorKind, AuditActor, ChainId, Checkpoint, Entry, Event, Hash, Outcome, Targets,
+    seal_next,
+};
+use carnet_domain::{Role, Timestamp};
+use uuid::Uuid;
+
+use crate::tx::on_tx;
+use crate::{BackendKind, Store, StoreError, Tx, on_backend};
+
+/// Filters for reading a chain's events (all optional).
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Events by this account (member or administrator).
+    pub actor_account: Option<Uuid>,
+    pub action: Option<Action>,
+    /// From this time (inclusive).
+    pub from: Option<Timestamp>,
+    /// Until this time (exclusive).
+    pub until: Option<Timestamp>,
+    /// Events about this patient ("who opened my record").
+    pub patient: Option<Uuid>,
+    /// Only entries with a sequence number below this one (paging backwards).
+    pub before_seq: Option<u64>,
+    /// At most this many entries, newest first.
+    pub limit: u32,
+}
+
+const ENTRY_COLUMNS: &str = "chain_id, seq, prev_hash, hash, at, actor_kind, actor_account, \
+     actor_role, actor_device, actor_session, action, target_patient, target_record, \
+     target_document, target_member, outcome, request_id, client_address";
+
+/// Decodes an audit entry row; `Err(seq)` when a stored value is not readable.
+macro_rules! audit_entry {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        let seq: i64 = row.try_get("seq").unwrap_or(-1);
+        let decoded: Result<Option<Entry>, sqlx::Error> = (|| {
+            Ok($crate::audit::entry_from_columns(
+                $crate::audit::EntryColumns {
+                    chain_id: row.try_get("chain_id")?,
+                    seq,
+                    prev_hash: row.try_get("prev_hash")?,
+                    hash: row.try_get("hash")?,
+                    at: row.try_get("at")?,
+                    actor_kind: row.try_get("actor_kind")?,
+                    actor_account: row.try_get("actor_account")?,
+                    actor_role: row.try_get("actor_role")?,
+                    actor_device: row.try_get("actor_device")?,
+                    actor_session: row.try_get("actor_session")?,
+                    action: row.try_get("action")?,
+                    target_patient: row.try_get("target_patient")?,
+                    target_record: row.try_get("target_record")?,
+                    target_document: row.try_get("target_document")?,
+                    target_member: row.try_get("target_member")?,
+                    outcome: row.try_get("outcome")?,
+                    request_id: row.try_get("request_id")?,
+                    client_address: row.try_get("client_address")?,
+                },
+            ))
+        })();
+        match decoded {
+            Ok(Some(entry)) => Ok(entry),
+            _ => Err(u64::try_from(seq).unwrap_or(0)),
+        }
+    }};
+}
+
+impl Tx {
+    /// Appends `event` to its chain, after the chain's current head, in this transaction.
+    /// On PostgreSQL the head row is locked, so concurrent appends from several nodes
+    /// queue instead of forking the chain; SQLite has a single writer anyway.
+    pub async fn append_audit(&mut self, event: Event) -> Result<Entry, StoreError> {
+        let chain = event.chain.to_string();
+        let head_query = match self.kind() {
+            BackendKind::Sqlite => {
+                "SELECT head_seq, head_hash FROM audit_chains WHERE chain_id = $1"
+            }
+            BackendKind::Postgres => {
+                "SELECT head_seq, head_hash FROM audit_chains WHERE chain_id = $1 FOR UPDATE"
+            }
+        };
+        let head: Option<(i64, Vec<u8>)> = on_tx!(self, |conn| {
+            sqlx::query_as(head_query)
+                .bind(&chain)
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        let previous = match head {
+            None => None,
+            Some((seq, hash)) => Some((
+                u64::try_from(seq).map_err(|_| StoreError::Corrupt("audit head sequence"))?,
+                Hash::try_from(hash.as_slice())
+                    .map_err(|_| StoreError::Corrupt("audit head hash"))?,
+            )),
+        };
+        let entry = seal_next(previous, event);
+        let seq = i64::try_from(entry.seq).map_err(|_| StoreError::Corrupt("audit sequence"))?;
+        let event = &entry.event;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO audit_entries (chain_id, seq, prev_hash, hash, at, actor_kind, \
+                 actor_account, actor_role, actor_device, actor_session, action, \
+                 target_patient, target_record, target_document, target_member, outcome, \
+                 request_id, client_address) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17, $18)",
+            )
+            .bind(&chain)
+            .bind(seq)
+            .bind(entry.prev_hash.as_slice())
+            .bind(entry.hash.as_slice())
+            .bind(event.at.unix_millis())
+            .bind(event.actor.kind.code())
+            .bind(event.actor.account)
+            .bind(event.actor.role)
+            .bind(event.actor.device)
+            .bind(event.actor.session)
+            .bind(event.action.code())
+            .bind(event.targets.patient)
+            .bind(event.targets.record)
+            .bind(event.targets.document)
+            .bind(event.targets.member)
+            .bind(event.outcome.code())
+            .bind(event.request_id.as_deref())
+            .bind(event.client_address.map(|address| address.to_string()))
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO audit_chains (chain_id, head_seq, head_hash) VALUES ($1, $2, $3) \
+                 ON CONFLICT (chain_id) DO UPDATE \
+                 SET head_seq = excluded.head_seq, head_hash = excluded.head_hash",
+            )
+            .bind(&chain)
+            .bind(seq)
+            .bind(entry.hash.as_slice())
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(entry)
+    }
+
+    /// Reads a chain's events, newest first, with filters (for the trail pages and API).
+    pub async fn audit_events(
+        &mut self,
+        chain: ChainId,
+        query: &AuditQuery,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE chain_id = $1 \
+             AND ($2 IS NULL OR actor_account = $2) AND ($3 IS NULL OR action = $3) \
+             AND ($4 IS NULL OR at >= $4) AND ($5 IS NULL OR at < $5) \
+             AND ($6 IS NULL OR target_patient = $6) AND ($7 IS NULL OR seq < $7) \
+             ORDER BY seq DESC LIMIT $8"
+        );
+        let before = query
+            .before_seq
+            .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX));
+        on_tx!(self, |conn| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(chain.to_string())
+                .bind(query.actor_account)
+                .bind(query.action.map(Action::code))
+                .bind(query.from.map(Timestamp::unix_millis))
+                .bind(query.until.map(Timestamp::unix_millis))
+                .bind(query.patient)
+                .bind(before)
+                .bind(i64::from(query.limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter()
+                .map(|row| audit_entry!(row).map_err(|_| StoreError::Corrupt("audit entry")))
+                .collect()
+        })
+    }
+}
+
+impl Store {
+    /// Every chain that has entries.
+    pub async fn audit_chains(&self) -> Result<Vec<ChainId>, StoreError> {
+        let names: Vec<String> = on_backend!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT chain_id FROM audit_entries \
+                 UNION SELECT DISTINCT chain_id FROM audit_checkpoints ORDER BY 1",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        names
+            .iter()
+            .map(|name| {
+                name.parse()
+                    .map_err(|()| StoreError::Corrupt("audit chain id"))
+            })
+            .collect()
+    }
+
+    /// A whole chain in sequence order, for verification: undecodable rows come back as
+    /// `Err(seq)` so the verifier can name them.
+    pub async fn audit_chain_entries(
+        &self,
+        chain: ChainId,
+    ) -> Result<Vec<Result<Entry, u64>>, StoreError> {
+        let sql =
+            format!("SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE chain_id = $1 ORDER BY seq");
+        on_backend!(self, |pool| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(chain.to_string())
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.iter().map(|row| audit_entry!(row)).collect())
+        })
+    }
+
+    /// The current head (sequence, hash) of a chain, from its newest entry.
+    pub async fn audit_head(&self, chain: ChainId) -> Result<Option<(u64, Hash)>, StoreError> {
+        let head: Option<(i64, Vec<u8>)> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT seq, hash FROM audit_entries WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(chain.to_string())
+            .fetch_optional(pool)
+            .await?
+        });
+        head.map(|(seq, hash)| {
+            Ok((
+                u64::try_from(seq).map_err(|_| StoreError::Corrupt("audit sequence"))?,
+                Hash::try_from(hash.as_slice()).map_err(|_| StoreError::Corrupt("audit hash"))?,
+            ))
+        })
+        .transpose()
+    }
+
+    pub async fn insert_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        on_backend!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (chain_id, seq, head_hash, at, signature) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(checkpoint.chain.to_string())
+            .bind(
+                i64::try_from(checkpoint.seq)
+                    .map_err(|_| StoreError::Corrupt("checkpoint sequence"))?,
+            )
+            .bind(checkpoint.head_hash.as_slice())
+            .bind(checkpoint.at.unix_millis())
+            .bind(checkpoint.signature.as_slice())
+            .execute(pool)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    /// The checkpoints stored in the database for a chain, oldest first.
+    pub async fn audit_checkpoints(&self, chain: ChainId) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT seq, head_hash, at, signature FROM audit_checkpoints \
+                 WHERE chain_id = $1 ORDER BY seq",
+            )
+            .bind(chain.to_string())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(seq, hash, at, signature)| {
+                Ok(Checkpoint {
+                    chain,
+                    seq: u64::try_from(seq)
+                        .map_err(|_| StoreError::Corrupt("checkpoint sequence"))?,
+                    head_hash: Hash::try_from(hash.as_slice())
+                        .map_err(|_| StoreError::Corrupt("checkpoint hash"))?,
+                    at: Timestamp::from_unix_millis(at),
+                    signature,
+                })
+            })
+            .collect()
+    }
+}
+
+pub(crate) struct EntryColumns {
+    pub chain_id: String,
+    pub seq: i64,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub at: i64,
+    pub actor_kind: String,
+    pub actor_account: Option<Uuid>,
+    pub actor_role: Option<String>,
+    pub actor_device: Option<Uuid>,
+    pub actor_session: Option<Uuid>,
+    pub action: String,
+    pub target_patient: Option<Uuid>,
+    pub target_record: Option<Uuid>,
+    pub target_document: Option<Uuid>,
+    pub target_member: Option<Uuid>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub client_address: Option<String>,
+}
+
+/// Builds an entry from stored columns; `None` when a value is not one Carnet writes.
+pub(crate) fn entry_from_columns(columns: EntryColumns) -> Option<Entry> {
+    let role = match columns.actor_role.as_deref() {
+        None => None,
+        Some(text) => Some(Role::parse(text).ok()?.as_str()),
+    };
+    let client_address = match columns.client_address.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<IpAddr>().ok()?),
+    };
+    Some(Entry {
+        seq: u64::try_from(columns.seq).ok()?,
+        prev_hash: Hash::try_from(columns.prev_hash.as_slice()).ok()?,
+        hash: Hash::try_from(columns.hash.as_slice()).ok()?,
+        event: Event {
+            chain: columns.chain_id.parse().ok()?,
+            at: Timestamp::from_unix_millis(columns.at),
+            actor: AuditActor {
+                kind: ActorKind::parse(&columns.actor_kind)?,
+                account: columns.actor_account,
+                role,
+                device: columns.actor_device,
+                session: columns.actor_session,
+            },
+            action: Action::parse(&columns.action)?,
+            targets: Targets {
+                patient: columns.target_patient,
+                record: columns.target_record,
+                document: columns.target_document,
+                member: columns.target_member,
+            },
+            outcome: Outcome::parse(&columns.outcome)?,
+            request_id: columns.request_id,
+            client_address,
+        },
+    })
+}

@@ -1,0 +1,223 @@
+//! Transactions: every unit of work that reads or changes practice data runs in a [`Tx`],
+//! so its audit event is appended in the same transaction (see `audit.rs`) and the two
+//! commit or roll back together.
+
+use carnet_domain::{
+    Member, MemberId, Practice, PracticeId, ProfessionalIdState, ProfessionalIdStatus,
+};
+
+use crate::{BackendKind, StoreError, members_query, rows};
+
+pub(crate) enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// An open database transaction on either backend. Dropped without `commit`, it rolls back.
+pub struct Tx {
+    pub(crate) inner: TxInner,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tx({:?})", self.kind())
+    }
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection, once per backend.
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match &mut $tx.inner {
+            $crate::tx::TxInner::Sqlite(transaction) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut *transaction;
+                $body
+            }
+            $crate::tx::TxInner::Postgres(transaction) => {
+                let $conn: &mut sqlx::PgConnection = &mut *transaction;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+impl Tx {
+    pub fn kind(&self) -> BackendKind {
+        match self.inner {
+            TxInner::Sqlite(_) => BackendKind::Sqlite,
+            TxInner::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Sqlite(transaction) => transaction.commit().await?,
+            TxInner::Postgres(transaction) => transaction.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Sqlite(transaction) => transaction.rollback().await?,
+            TxInner::Postgres(transaction) => transaction.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// Runs a statement without arguments (savepoints, tests' direct edits).
+    pub(crate) async fn execute_plain(
+        &mut self,
+        statement: &'static str,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |conn| {
+            sqlx::query(statement).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+
+    // ---- practices and members ------------------------------------------------------------
+
+    pub async fn insert_practice(&mut self, practice: &Practice) -> Result<(), StoreError> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO practices (id, name, address, profession, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(practice.id.as_uuid())
+            .bind(practice.name.as_str())
+            .bind(practice.address.as_str())
+            .bind(practice.profession.as_str())
+            .bind(practice.created_at.unix_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    // ---- members -----------------------------------------------------------------------
+
+    /// Adds a member. Its professional number (if any) starts pending.
+    pub async fn insert_member(&mut self, member: &Member) -> Result<(), StoreError> {
+        let (kind, number) = match &member.professional_id {
+            Some(id) => (Some(id.kind()), Some(id.number())),
+            None => (None, None),
+        };
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO members (id, practice_id, name, role, phone, \
+                 professional_id_kind, professional_id_number, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(member.id.as_uuid())
+            .bind(member.practice_id.as_uuid())
+            .bind(member.name.as_str())
+            .bind(member.role.as_str())
+            .bind(member.phone.as_str())
+            .bind(kind)
+            .bind(number)
+            .bind(member.created_at.unix_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    /// The members of one practice, oldest first, each with its latest decision.
+    pub async fn list_members(
+        &mut self,
+        practice_id: PracticeId,
+    ) -> Result<Vec<Member>, StoreError> {
+        on_tx!(self, |conn| {
+            let rows = sqlx::query(members_query!("m.practice_id = $1"))
+                .bind(practice_id.as_uuid())
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(|row| rows::member!(row)).collect()
+        })
+    }
+
+    /// One member, looked up within its practice: a member id from another practice finds
+    /// nothing.
+    pub async fn member(
+        &mut self,
+        practice_id: PracticeId,
+        member_id: MemberId,
+    ) -> Result<Option<Member>, StoreError> {
+        on_tx!(self, |conn| {
+            let row = sqlx::query(members_query!("m.practice_id = $1 AND m.id = $2"))
+                .bind(practice_id.as_uuid())
+                .bind(member_id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.map(|row| rows::member!(row)).transpose()
+        })
+    }
+
+    /// Appends a decision on a member's professional number. Earlier decisions are kept.
+    pub async fn append_professional_id_decision(
+        &mut self,
+        practice_id: PracticeId,
+        member_id: MemberId,
+        decision: &ProfessionalIdState,
+    ) -> Result<(), StoreError> {
+        let ProfessionalIdState::Decided {
+            status,
+            by,
+            at,
+            reason,
+        } = decision
+        else {
+            return Err(StoreError::Corrupt("a decision must validate or reject"));
+        };
+        if *status == ProfessionalIdStatus::Pending {
+            return Err(StoreError::Corrupt("a decision must validate or reject"));
+        }
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO professional_id_decisions \
+                 (practice_id, member_id, status, decided_by, decided_at, reason) \
+                 SELECT $1, $2, $3, $4, $5, $6 \
+                 WHERE EXISTS (SELECT 1 FROM members WHERE id = $2 AND practice_id = $1)",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(member_id.as_uuid())
+            .bind(status.as_str())
+            .bind(by.as_uuid())
+            .bind(at.unix_millis())
+            .bind(reason.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)
+            .and_then(|done| {
+                if done.rows_affected() == 1 {
+                    Ok(())
+                } else {
+                    Err(StoreError::MissingReference)
+                }
+            })
+        })
+    }
+
+    /// Every decision on a member's number, oldest first (the history behind the state).
+    pub async fn professional_id_history(
+        &mut self,
+        practice_id: PracticeId,
+        member_id: MemberId,
+    ) -> Result<Vec<ProfessionalIdState>, StoreError> {
+        on_tx!(self, |conn| {
+            let rows = sqlx::query(
+                "SELECT status AS decision_status, decided_by, decided_at, reason \
+                 FROM professional_id_decisions \
+                 WHERE practice_id = $1 AND member_id = $2 ORDER BY seq",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(member_id.as_uuid())
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter().map(|row| rows::decision!(row)).collect()
+        })
+    }
+}
