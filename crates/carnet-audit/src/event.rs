@@ -91,6 +91,7 @@ closed_list!(
         MemberChanged => "member_changed", "membre modifié";
         MembersListed => "members_listed", "liste des membres consultée";
         ProfessionalIdDecided => "professional_id_decided", "numéro professionnel examiné";
+        AdminCreated => "admin_created", "administrateur créé";
         AuditRead => "audit_read", "journal consulté";
         AuditExported => "audit_exported", "journal exporté";
         KeyRotated => "key_rotated", "clé renouvelée";

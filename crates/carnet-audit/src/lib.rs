@@ -13,3 +13,14 @@ pub use chain::{
 };
 pub use checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier, SignerError};
 pub use event::{Action, ActorKind, AuditActor, ChainId, Event, Outcome, Targets};
+
+/// Lower-case hexadecimal, for hashes and signatures in files, exports and messages.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
+}

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use aws_lc_rs::{constant_time, hmac, rand as lc_rand};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Why key material or randomness could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -33,19 +33,19 @@ impl RandomSource for SystemRandom {
     }
 }
 
-/// The 256-bit instance key (key-encryption key). Zeroed on drop, never printed.
-pub struct InstanceKey(Zeroizing<[u8; 32]>);
+/// 256 bits of secret key material as kept in a key file (64 hex characters). Zeroed on
+/// drop, never printed. The instance key and the audit key's seed are both kept this way.
+pub struct KeyMaterial(Zeroizing<[u8; 32]>);
 
-impl InstanceKey {
-    /// Draws a fresh key from `random`.
+impl KeyMaterial {
+    /// Draws fresh material from `random`.
     pub fn generate(random: &dyn RandomSource) -> Result<Self, CryptoError> {
         let mut bytes = Zeroizing::new([0u8; 32]);
         random.fill(bytes.as_mut())?;
         Ok(Self(bytes))
     }
 
-    /// Reads the key from the text of a key file: 64 hex characters, surrounding
-    /// whitespace ignored.
+    /// Reads the text of a key file: 64 hex characters, surrounding whitespace ignored.
     pub fn from_file_text(text: &str) -> Result<Self, CryptoError> {
         let text = text.trim();
         if text.len() != 64 {
@@ -71,11 +71,46 @@ impl InstanceKey {
         text
     }
 
+    /// The raw bytes, for building a key from them.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyMaterial(<redacted>)")
+    }
+}
+
+/// The 256-bit instance key (key-encryption key). Zeroed on drop, never printed.
+pub struct InstanceKey(KeyMaterial);
+
+impl InstanceKey {
+    /// Draws a fresh key from `random`.
+    pub fn generate(random: &dyn RandomSource) -> Result<Self, CryptoError> {
+        KeyMaterial::generate(random).map(Self)
+    }
+
+    pub fn from_material(material: KeyMaterial) -> Self {
+        Self(material)
+    }
+
+    /// Reads the key from the text of a key file.
+    pub fn from_file_text(text: &str) -> Result<Self, CryptoError> {
+        KeyMaterial::from_file_text(text).map(Self)
+    }
+
+    /// The text to write in a key file.
+    pub fn to_file_text(&self) -> Zeroizing<String> {
+        self.0.to_file_text()
+    }
+
     /// A value derived from the key that proves, without revealing it, which key a
     /// database was created with. Stored in the database at creation and compared at
     /// every start, so a server never runs on a key that cannot open its data.
     pub fn check_value(&self) -> [u8; 32] {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, self.0.as_ref());
+        let key = hmac::Key::new(hmac::HMAC_SHA256, self.0.expose());
         let tag = hmac::sign(&key, b"carnet/instance-key-check/v1");
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
@@ -91,12 +126,6 @@ impl InstanceKey {
 impl fmt::Debug for InstanceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("InstanceKey(<redacted>)")
-    }
-}
-
-impl Drop for InstanceKey {
-    fn drop(&mut self) {
-        self.0.zeroize();
     }
 }
 

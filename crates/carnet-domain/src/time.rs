@@ -44,6 +44,19 @@ impl Timestamp {
             .unwrap_or_else(|_| format!("@{}ms", self.0))
     }
 
+    /// Parses RFC 3339 (`2026-11-23T10:17:00Z`) or a calendar date (`2026-11-23`, taken
+    /// as midnight UTC), as people and scripts type them in filters.
+    pub fn parse_rfc3339_or_date(text: &str) -> Option<Self> {
+        use ::time::format_description::well_known::Rfc3339;
+        let text = text.trim();
+        if let Ok(instant) = ::time::OffsetDateTime::parse(text, &Rfc3339) {
+            return Some(Self((instant.unix_timestamp_nanos() / 1_000_000) as i64));
+        }
+        let format = ::time::macros::format_description!("[year]-[month]-[day]");
+        let date = ::time::Date::parse(text, &format).ok()?;
+        Some(Self(date.midnight().assume_utc().unix_timestamp() * 1000))
+    }
+
     fn to_offset_date_time(self) -> Option<::time::OffsetDateTime> {
         ::time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).ok()
     }
@@ -104,6 +117,20 @@ mod tests {
         let far = Timestamp::from_unix_millis(i64::MAX);
         assert!(far.to_rfc3339().starts_with('@'));
         assert!(far.to_french_text().starts_with('@'));
+    }
+
+    #[test]
+    fn parses_instants_and_dates() {
+        assert_eq!(
+            Timestamp::parse_rfc3339_or_date("2026-11-23T10:17:00Z"),
+            Some(Timestamp::from_unix_millis(1_795_429_020_000))
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339_or_date("2026-11-23"),
+            Some(Timestamp::from_unix_millis(1_795_392_000_000))
+        );
+        assert_eq!(Timestamp::parse_rfc3339_or_date("23/11/2026"), None);
+        assert_eq!(Timestamp::parse_rfc3339_or_date(""), None);
     }
 
     #[test]

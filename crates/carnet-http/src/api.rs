@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use carnet_domain::{Member, MemberId, Practice, PracticeId, ProfessionalIdState};
 use carnet_service::{
-    Actor, NewMemberInput, NewPracticeInput, PracticeAction, ProfessionalIdDecision,
+    Actor, Caller, NewMemberInput, NewPracticeInput, PracticeAction, ProfessionalIdDecision,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -33,6 +33,7 @@ use crate::{ApiError, AppState};
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "practices", description = "Practices (cabinets), members, professional numbers"),
+        (name = "audit", description = "The audit trail: who did what, when"),
     )
 )]
 struct ApiDoc;
@@ -46,6 +47,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             list_professional_id_decisions,
             decide_professional_id
         ))
+        .routes(routes!(crate::audit::practice_audit_events))
+        .routes(routes!(crate::audit::patient_access_history))
+        .routes(routes!(crate::audit::instance_audit_events))
 }
 
 /// The OpenAPI document, including the health routes served outside `/api/v1`.
@@ -66,21 +70,41 @@ pub async fn openapi_json() -> impl IntoResponse {
 
 // ---- extractors -------------------------------------------------------------------------
 
-/// The authenticated actor, put into the request by the authentication layer. Without
-/// one, the request is refused with 401 before the handler runs.
-pub struct Authenticated(pub Actor);
+/// The authenticated caller: the actor put into the request by the authentication
+/// layer, with our request id and the client's address. Without an actor, the request is
+/// refused with 401 before the handler runs.
+pub struct Authenticated(pub Caller);
 
-impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Actor>()
-            .cloned()
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        caller_of(parts, &state.settings)
             .map(Self)
             .ok_or_else(ApiError::unauthenticated)
     }
+}
+
+/// The caller of a request, if an actor was authenticated.
+pub(crate) fn caller_of(parts: &Parts, settings: &crate::HttpSettings) -> Option<Caller> {
+    let actor = parts.extensions.get::<Actor>()?.clone();
+    let request_id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let client_address = parts
+        .extensions
+        .get::<crate::ClientAddress>()
+        .map(|peer| peer.resolve(&parts.headers, &settings.trusted_proxies));
+    Some(Caller {
+        actor,
+        request_id,
+        client_address,
+    })
 }
 
 /// A JSON body whose rejections speak the error envelope.
@@ -102,7 +126,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
     }
 }
 
-fn practice_id(text: &str) -> Result<PracticeId, ApiError> {
+pub(crate) fn practice_id(text: &str) -> Result<PracticeId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::invalid_id("practice_id"))
 }
@@ -205,9 +229,9 @@ impl From<Practice> for PracticeBody {
     ))]
 pub async fn list_practices(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
 ) -> Result<Json<Vec<PracticeBody>>, ApiError> {
-    let practices = state.services.list_practices(&actor).await?;
+    let practices = state.services.list_practices(&caller).await?;
     Ok(Json(
         practices.into_iter().map(PracticeBody::from).collect(),
     ))
@@ -223,7 +247,7 @@ pub async fn list_practices(
     ))]
 pub async fn create_practice(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
     ApiJson(request): ApiJson<CreatePracticeRequest>,
 ) -> Result<(StatusCode, Json<PracticeBody>), ApiError> {
     let input = NewPracticeInput {
@@ -231,7 +255,7 @@ pub async fn create_practice(
         address: request.address,
         profession: request.profession,
     };
-    let practice = state.services.create_practice(&actor, &input).await?;
+    let practice = state.services.create_practice(&caller, &input).await?;
     Ok((StatusCode::CREATED, Json(practice.into())))
 }
 
@@ -335,12 +359,16 @@ impl From<Member> for MemberBody {
     ))]
 pub async fn list_members(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
     Path(practice): Path<String>,
 ) -> Result<Json<Vec<MemberBody>>, ApiError> {
     let scope = state
         .services
-        .authorize(&actor, practice_id(&practice)?, PracticeAction::ViewMembers)
+        .authorize(
+            &caller,
+            practice_id(&practice)?,
+            PracticeAction::ViewMembers,
+        )
         .await?;
     let members = state.services.list_members(&scope).await?;
     Ok(Json(members.into_iter().map(MemberBody::from).collect()))
@@ -358,13 +386,13 @@ pub async fn list_members(
     ))]
 pub async fn add_member(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
     Path(practice): Path<String>,
     ApiJson(request): ApiJson<AddMemberRequest>,
 ) -> Result<(StatusCode, Json<MemberBody>), ApiError> {
     let scope = state
         .services
-        .authorize(&actor, practice_id(&practice)?, PracticeAction::AddMember)
+        .authorize(&caller, practice_id(&practice)?, PracticeAction::AddMember)
         .await?;
     let input = NewMemberInput {
         name: request.name,
@@ -405,7 +433,7 @@ pub struct DecisionRequest {
     ))]
 pub async fn decide_professional_id(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
     Path((practice, member)): Path<(String, String)>,
     ApiJson(request): ApiJson<DecisionRequest>,
 ) -> Result<(StatusCode, Json<MemberBody>), ApiError> {
@@ -426,7 +454,7 @@ pub async fn decide_professional_id(
     };
     let scope = state
         .services
-        .authorize(&actor, practice_id, PracticeAction::DecideProfessionalId)
+        .authorize(&caller, practice_id, PracticeAction::DecideProfessionalId)
         .await?;
     let member = state
         .services
@@ -450,13 +478,13 @@ pub async fn decide_professional_id(
     ))]
 pub async fn list_professional_id_decisions(
     State(state): State<AppState>,
-    Authenticated(actor): Authenticated,
+    Authenticated(caller): Authenticated,
     Path((practice, member)): Path<(String, String)>,
 ) -> Result<Json<Vec<DecisionBody>>, ApiError> {
     let (practice_id, member_id) = (practice_id(&practice)?, member_id(&member)?);
     let scope = state
         .services
-        .authorize(&actor, practice_id, PracticeAction::ViewMembers)
+        .authorize(&caller, practice_id, PracticeAction::ViewMembers)
         .await?;
     let history = state
         .services

@@ -10,10 +10,12 @@
 
 mod api;
 mod assets;
+mod audit;
 mod error;
 mod middleware;
 mod pages;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -34,6 +36,8 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// How long a request may take before it is answered 408.
     pub request_timeout: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed for the client's address.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for HttpSettings {
@@ -42,7 +46,30 @@ impl Default for HttpSettings {
             https: false,
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
         }
+    }
+}
+
+/// The address of the connection's peer, put into every request by the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+impl ClientAddress {
+    /// The client's address: the peer's, or — when the peer is a trusted proxy — the
+    /// address that proxy appended last to `X-Forwarded-For`.
+    pub fn resolve(self, headers: &axum::http::HeaderMap, trusted_proxies: &[IpAddr]) -> IpAddr {
+        if !trusted_proxies.contains(&self.0) {
+            return self.0;
+        }
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|item| item.trim().parse::<IpAddr>().ok())
+            .next_back()
+            .unwrap_or(self.0)
     }
 }
 
@@ -68,6 +95,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/api/openapi.json", get(api::openapi_json))
         .route("/static/{file}", get(assets::serve))
+        .route(
+            "/cabinets/{practice_id}/journal",
+            get(audit::practice_journal_page),
+        )
         .merge(api_router)
         .fallback(pages::not_found)
         .with_state(state)

@@ -14,6 +14,18 @@ struct HomePage;
 #[template(path = "not_found.html")]
 struct NotFoundPage;
 
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// A French page with a title and one message (sign-in required, refusal, error).
+pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
+    render(&MessagePage { title, message }, status)
+}
+
 /// Renders a page, or answers 500 (logged) if the template fails.
 fn render(page: &impl Template, status: StatusCode) -> Response {
     match page.render() {

@@ -1,5 +1,8 @@
-//! Who is acting, and the capability that scopes an action to one practice.
+//! Who is acting, from where, and the capability that scopes an action to one practice.
 
+use std::net::IpAddr;
+
+use carnet_audit::{Action, ActorKind, AuditActor, ChainId, Event, Outcome, Targets};
 use carnet_domain::{AdminId, MemberId, PracticeId, Role};
 
 use crate::{ServiceError, Services};
@@ -21,6 +24,49 @@ pub enum Actor {
     },
 }
 
+/// An actor and the request it came with: what the audit trail records about "who".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub actor: Actor,
+    /// Our request id (never one chosen by the client).
+    pub request_id: Option<String>,
+    /// The client's address as seen by the server (or declared by a trusted proxy).
+    pub client_address: Option<IpAddr>,
+}
+
+impl Caller {
+    pub fn new(actor: Actor) -> Self {
+        Self {
+            actor,
+            request_id: None,
+            client_address: None,
+        }
+    }
+
+    /// The operator at the console.
+    pub fn operator() -> Self {
+        Self::new(Actor::Operator)
+    }
+
+    /// How the audit trail names this caller.
+    pub fn audit_actor(&self) -> AuditActor {
+        match &self.actor {
+            Actor::Operator => AuditActor::of_kind(ActorKind::Operator),
+            Actor::PlatformAdmin(admin) => AuditActor {
+                account: Some(*admin.as_uuid()),
+                ..AuditActor::of_kind(ActorKind::PlatformAdmin)
+            },
+            Actor::Member {
+                member_id, role, ..
+            } => AuditActor {
+                account: Some(*member_id.as_uuid()),
+                role: Some(role.as_str()),
+                ..AuditActor::of_kind(ActorKind::Member)
+            },
+        }
+    }
+}
+
 /// What an actor wants to do in a practice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PracticeAction {
@@ -30,16 +76,18 @@ pub enum PracticeAction {
     AddMember,
     /// Decide on a member's professional number (platform administrators only).
     DecideProfessionalId,
+    /// Read and export the practice's audit trail (holders only).
+    ReadAudit,
 }
 
-/// Proof that an actor may perform an action in one practice. Only
+/// Proof that a caller may perform an action in one practice. Only
 /// [`Services::authorize`] creates it; practice-scoped use cases take it, and read the
 /// practice id from it, so no query can run against a practice that was not authorized.
 #[derive(Debug)]
 pub struct PracticeScope {
     practice_id: PracticeId,
     action: PracticeAction,
-    actor: Actor,
+    caller: Caller,
 }
 
 impl PracticeScope {
@@ -52,21 +100,32 @@ impl PracticeScope {
     }
 
     pub fn actor(&self) -> &Actor {
-        &self.actor
+        &self.caller.actor
+    }
+
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    pub fn chain(&self) -> ChainId {
+        ChainId::Practice(self.practice_id)
     }
 }
 
 impl Services {
-    /// The one authorization function for practice-scoped actions.
+    /// The one authorization function for practice-scoped actions. A refusal is itself
+    /// audited (on the practice's chain when the practice exists); if that cannot be
+    /// written, the answer is "unavailable", never a silent refusal.
     pub async fn authorize(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         practice_id: PracticeId,
         action: PracticeAction,
     ) -> Result<PracticeScope, ServiceError> {
-        let allowed = match (actor, action) {
+        let allowed = match (&caller.actor, action) {
             (Actor::Operator, PracticeAction::ViewMembers | PracticeAction::AddMember) => true,
-            (Actor::Operator, PracticeAction::DecideProfessionalId) => false,
+            (Actor::Operator, PracticeAction::DecideProfessionalId | PracticeAction::ReadAudit)
+            | (Actor::PlatformAdmin(_), PracticeAction::ReadAudit) => false,
             (Actor::PlatformAdmin(admin), _) => self.store.admin_exists(*admin).await?,
             (
                 Actor::Member {
@@ -79,21 +138,75 @@ impl Services {
                 *own == practice_id
                     && match action {
                         PracticeAction::ViewMembers => true,
-                        PracticeAction::AddMember => *role == carnet_domain::Role::Holder,
+                        PracticeAction::AddMember | PracticeAction::ReadAudit => {
+                            *role == Role::Holder
+                        }
                         PracticeAction::DecideProfessionalId => false,
                     }
             }
         };
+        let exists = self.store.practice(practice_id).await?.is_some();
         if !allowed {
+            let chain = if exists {
+                ChainId::Practice(practice_id)
+            } else {
+                ChainId::Instance
+            };
+            let event = self.audit_event(
+                caller,
+                chain,
+                denied_action(action),
+                Targets::default(),
+                Outcome::Denied,
+            );
+            self.committer
+                .run(move |tx| {
+                    Box::pin(async move {
+                        tx.append_audit(event).await?;
+                        Ok(())
+                    })
+                })
+                .await?;
             return Err(ServiceError::Forbidden);
         }
-        if self.store.practice(practice_id).await?.is_none() {
+        if !exists {
             return Err(ServiceError::NotFound);
         }
         Ok(PracticeScope {
             practice_id,
             action,
-            actor: actor.clone(),
+            caller: caller.clone(),
         })
+    }
+
+    /// An audit event by `caller`, now.
+    pub(crate) fn audit_event(
+        &self,
+        caller: &Caller,
+        chain: ChainId,
+        action: Action,
+        targets: Targets,
+        outcome: Outcome,
+    ) -> Event {
+        Event {
+            chain,
+            at: self.now(),
+            actor: caller.audit_actor(),
+            action,
+            targets,
+            outcome,
+            request_id: caller.request_id.clone(),
+            client_address: caller.client_address,
+        }
+    }
+}
+
+/// The action a refused attempt is recorded as.
+fn denied_action(action: PracticeAction) -> Action {
+    match action {
+        PracticeAction::ViewMembers => Action::MembersListed,
+        PracticeAction::AddMember => Action::MemberAdded,
+        PracticeAction::DecideProfessionalId => Action::ProfessionalIdDecided,
+        PracticeAction::ReadAudit => Action::AuditRead,
     }
 }

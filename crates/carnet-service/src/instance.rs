@@ -6,6 +6,7 @@ use carnet_store::{MigrationStatus, StoreError};
 use crate::Services;
 
 const KEY_CHECK: &str = "instance_key_check";
+const AUDIT_PUBLIC_KEY: &str = "audit_public_key";
 
 /// The outcome of comparing the instance key with the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,30 @@ impl Services {
                 Ok(InstanceKeyCheck::Recorded)
             }
         }
+    }
+
+    /// Compares the audit public key with the one recorded at the instance's creation,
+    /// recording it on first start: a replaced audit key is refused like a wrong
+    /// instance key (it could sign forged checkpoints).
+    pub async fn check_audit_public_key(
+        &self,
+        public_key: &[u8],
+    ) -> Result<InstanceKeyCheck, StoreError> {
+        match self.store.instance_meta(AUDIT_PUBLIC_KEY).await? {
+            Some(stored) if stored == public_key => Ok(InstanceKeyCheck::Matches),
+            Some(_) => Ok(InstanceKeyCheck::Mismatch),
+            None => {
+                self.store
+                    .insert_instance_meta(AUDIT_PUBLIC_KEY, public_key, self.now())
+                    .await?;
+                Ok(InstanceKeyCheck::Recorded)
+            }
+        }
+    }
+
+    /// The audit public key recorded at the instance's creation.
+    pub async fn recorded_audit_public_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.instance_meta(AUDIT_PUBLIC_KEY).await
     }
 
     /// Whether the database was ever given an instance key (it holds data of an instance).

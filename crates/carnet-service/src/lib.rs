@@ -6,6 +6,7 @@
 //! which only [`Services::authorize`] creates, from an actor and the practice it wants.
 
 mod actor;
+mod audit;
 mod instance;
 mod practices;
 
@@ -13,9 +14,10 @@ use std::sync::Arc;
 
 use carnet_crypto::RandomSource;
 use carnet_domain::{Clock, Timestamp};
-use carnet_store::{Store, StoreError};
+use carnet_store::{GroupCommitter, Store, StoreError};
 
-pub use actor::{Actor, PracticeAction, PracticeScope};
+pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
+pub use audit::{AuditFilter, ChainReport};
 pub use instance::{InstanceKeyCheck, Readiness};
 pub use practices::{NewMemberInput, NewPracticeInput, ProfessionalIdDecision};
 
@@ -78,6 +80,7 @@ impl From<StoreError> for ServiceError {
 #[derive(Clone)]
 pub struct Services {
     store: Store,
+    committer: GroupCommitter,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
 }
@@ -91,8 +94,13 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
+    /// The largest number of units of work committed together (see `GroupCommitter`).
+    pub const GROUP_COMMIT_BATCH: usize = 64;
+
+    /// Builds the services and starts the audited writer on the current tokio runtime.
     pub fn new(store: Store, clock: Arc<dyn Clock>, random: Arc<dyn RandomSource>) -> Self {
         Self {
+            committer: GroupCommitter::start(store.clone(), Self::GROUP_COMMIT_BATCH),
             store,
             clock,
             random,

@@ -5,7 +5,9 @@ use carnet_domain::{
     PracticeName, Profession, ProfessionalId, ProfessionalIdState, ProfessionalIdStatus, Role,
 };
 
-use crate::{Actor, PracticeAction, PracticeScope, ServiceError, Services};
+use carnet_audit::{Action, ChainId, Outcome, Targets};
+
+use crate::{Actor, Caller, PracticeAction, PracticeScope, ServiceError, Services};
 
 /// A practice as typed by a person, before checking.
 #[derive(Clone, Debug, Default)]
@@ -40,10 +42,10 @@ impl Services {
     /// Creates a practice. Operator and platform administrators only.
     pub async fn create_practice(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         input: &NewPracticeInput,
     ) -> Result<Practice, ServiceError> {
-        self.require_platform_side(actor).await?;
+        self.require_platform_side(&caller.actor).await?;
         let name =
             PracticeName::parse(&input.name).map_err(|e| ServiceError::invalid("name", &e))?;
         let address =
@@ -58,14 +60,34 @@ impl Services {
             profession,
             created_at: self.now(),
         };
-        self.store.insert_practice(&practice).await?;
+        let events = [ChainId::Practice(practice.id), ChainId::Instance].map(|chain| {
+            self.audit_event(
+                caller,
+                chain,
+                Action::PracticeCreated,
+                Targets::default(),
+                Outcome::Success,
+            )
+        });
+        let stored = practice.clone();
+        self.committer
+            .run(move |tx| {
+                Box::pin(async move {
+                    tx.insert_practice(&stored).await?;
+                    for event in events {
+                        tx.append_audit(event).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
         tracing::info!(practice.id = %practice.id, "practice created");
         Ok(practice)
     }
 
     /// Every practice of the instance. Operator and platform administrators only.
-    pub async fn list_practices(&self, actor: &Actor) -> Result<Vec<Practice>, ServiceError> {
-        self.require_platform_side(actor).await?;
+    pub async fn list_practices(&self, caller: &Caller) -> Result<Vec<Practice>, ServiceError> {
+        self.require_platform_side(&caller.actor).await?;
         Ok(self.store.list_practices().await?)
     }
 
@@ -147,14 +169,47 @@ impl Services {
             professional_id_state: ProfessionalIdState::Pending,
             created_at: self.now(),
         };
-        self.store.insert_member(&member).await?;
+        let event = self.audit_event(
+            scope.caller(),
+            scope.chain(),
+            Action::MemberAdded,
+            member_target(member.id),
+            Outcome::Success,
+        );
+        let stored = member.clone();
+        self.committer
+            .run(move |tx| {
+                Box::pin(async move {
+                    tx.insert_member(&stored).await?;
+                    tx.append_audit(event).await?;
+                    Ok(())
+                })
+            })
+            .await?;
         tracing::info!(practice.id = %member.practice_id, member.id = %member.id, "member added");
         Ok(member)
     }
 
     /// The members of the practice of `scope`.
     pub async fn list_members(&self, scope: &PracticeScope) -> Result<Vec<Member>, ServiceError> {
-        Ok(self.store.list_members(scope.practice_id()).await?)
+        let event = self.audit_event(
+            scope.caller(),
+            scope.chain(),
+            Action::MembersListed,
+            Targets::default(),
+            Outcome::Success,
+        );
+        let practice_id = scope.practice_id();
+        Ok(self
+            .committer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let members = tx.list_members(practice_id).await?;
+                    tx.append_audit(event).await?;
+                    Ok(members)
+                })
+            })
+            .await?)
     }
 
     /// Records a platform administrator's decision on a member's professional number,
@@ -180,33 +235,56 @@ impl Services {
                 ),
             });
         }
-        let member = self
-            .store
-            .member(scope.practice_id(), member_id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
-        if member.professional_id.is_none() {
-            return Err(ServiceError::Invalid {
-                field: "member",
-                message: "Ce membre n'a pas déclaré de numéro RPPS ou ADELI.".into(),
-            });
-        }
+        let status = match decision {
+            ProfessionalIdDecision::Validate => ProfessionalIdStatus::Validated,
+            ProfessionalIdDecision::Reject => ProfessionalIdStatus::Rejected,
+        };
         let state = ProfessionalIdState::Decided {
-            status: match decision {
-                ProfessionalIdDecision::Validate => ProfessionalIdStatus::Validated,
-                ProfessionalIdDecision::Reject => ProfessionalIdStatus::Rejected,
-            },
+            status,
             by: *admin,
             at: self.now(),
             reason: reason.to_owned(),
         };
-        self.store
-            .append_professional_id_decision(scope.practice_id(), member_id, &state)
+        let event = self.audit_event(
+            scope.caller(),
+            scope.chain(),
+            Action::ProfessionalIdDecided,
+            member_target(member_id),
+            Outcome::Success,
+        );
+        let practice_id = scope.practice_id();
+        let decided = state.clone();
+        let found = self
+            .committer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let Some(member) = tx.member(practice_id, member_id).await? else {
+                        return Ok(Decided::NoSuchMember);
+                    };
+                    if member.professional_id.is_none() {
+                        return Ok(Decided::NoNumber);
+                    }
+                    tx.append_professional_id_decision(practice_id, member_id, &decided)
+                        .await?;
+                    tx.append_audit(event).await?;
+                    Ok(Decided::Done(member))
+                })
+            })
             .await?;
+        let member = match found {
+            Decided::Done(member) => member,
+            Decided::NoSuchMember => return Err(ServiceError::NotFound),
+            Decided::NoNumber => {
+                return Err(ServiceError::Invalid {
+                    field: "member",
+                    message: "Ce membre n'a pas déclaré de numéro RPPS ou ADELI.".into(),
+                });
+            }
+        };
         tracing::info!(
-            practice.id = %scope.practice_id(),
+            practice.id = %practice_id,
             member.id = %member_id,
-            decision = state.status().as_str(),
+            decision = status.as_str(),
             "professional number decided"
         );
         Ok(Member {
@@ -221,9 +299,23 @@ impl Services {
         scope: &PracticeScope,
         member_id: MemberId,
     ) -> Result<Vec<ProfessionalIdState>, ServiceError> {
+        let event = self.audit_event(
+            scope.caller(),
+            scope.chain(),
+            Action::MembersListed,
+            member_target(member_id),
+            Outcome::Success,
+        );
+        let practice_id = scope.practice_id();
         Ok(self
-            .store
-            .professional_id_history(scope.practice_id(), member_id)
+            .committer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let history = tx.professional_id_history(practice_id, member_id).await?;
+                    tx.append_audit(event).await?;
+                    Ok(history)
+                })
+            })
             .await?)
     }
 
@@ -231,17 +323,31 @@ impl Services {
     /// passwords and passkeys for administrators arrive with the accounts capability.
     pub async fn create_platform_admin(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         name: &str,
     ) -> Result<AdminId, ServiceError> {
-        if *actor != Actor::Operator {
+        if caller.actor != Actor::Operator {
             return Err(ServiceError::Forbidden);
         }
         let name = MemberName::parse(name).map_err(|e| ServiceError::invalid("name", &e))?;
         let (millis, random) = self.new_id_parts()?;
         let id = AdminId::new_v7(millis, &random);
-        self.store
-            .insert_admin(id, name.as_str(), self.now())
+        let (name, now) = (name.as_str().to_owned(), self.now());
+        let event = self.audit_event(
+            caller,
+            ChainId::Instance,
+            Action::AdminCreated,
+            Targets::default(),
+            Outcome::Success,
+        );
+        self.committer
+            .run(move |tx| {
+                Box::pin(async move {
+                    tx.insert_admin(id, &name, now).await?;
+                    tx.append_audit(event).await?;
+                    Ok(())
+                })
+            })
             .await?;
         Ok(id)
     }
@@ -252,5 +358,19 @@ impl Services {
             Actor::PlatformAdmin(admin) if self.store.admin_exists(*admin).await? => Ok(()),
             _ => Err(ServiceError::Forbidden),
         }
+    }
+}
+
+/// What the decision's unit of work found.
+enum Decided {
+    Done(Member),
+    NoSuchMember,
+    NoNumber,
+}
+
+fn member_target(member_id: MemberId) -> Targets {
+    Targets {
+        member: Some(*member_id.as_uuid()),
+        ..Targets::default()
     }
 }

@@ -253,24 +253,6 @@ impl Store {
 
     // ---- platform administrators -------------------------------------------------------
 
-    pub async fn insert_admin(
-        &self,
-        id: AdminId,
-        name: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        on_backend!(self, |pool| {
-            sqlx::query("INSERT INTO platform_admins (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(id.as_uuid())
-                .bind(name)
-                .bind(now.unix_millis())
-                .execute(pool)
-                .await
-                .map_err(StoreError::from_write)?;
-        });
-        Ok(())
-    }
-
     pub async fn admin_exists(&self, id: AdminId) -> Result<bool, StoreError> {
         let found = on_backend!(self, |pool| {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM platform_admins WHERE id = $1")

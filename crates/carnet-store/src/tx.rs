@@ -3,7 +3,8 @@
 //! commit or roll back together.
 
 use carnet_domain::{
-    Member, MemberId, Practice, PracticeId, ProfessionalIdState, ProfessionalIdStatus,
+    AdminId, Member, MemberId, Practice, PracticeId, ProfessionalIdState, ProfessionalIdStatus,
+    Timestamp,
 };
 
 use crate::{BackendKind, StoreError, members_query, rows};
@@ -72,6 +73,26 @@ impl Tx {
     ) -> Result<(), StoreError> {
         on_tx!(self, |conn| {
             sqlx::query(statement).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+
+    // ---- platform administrators ---------------------------------------------------------
+
+    pub async fn insert_admin(
+        &mut self,
+        id: AdminId,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |conn| {
+            sqlx::query("INSERT INTO platform_admins (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(id.as_uuid())
+                .bind(name)
+                .bind(now.unix_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::from_write)?;
         });
         Ok(())
     }

@@ -54,6 +54,10 @@ pub struct Config {
     pub database_url: String,
     pub database_url_file: String,
     pub instance_key_file: String,
+    pub audit_key_file: String,
+    pub audit_checkpoint_entries: u32,
+    pub audit_checkpoint_minutes: u32,
+    pub audit_checkpoint_file: String,
     pub tls: TlsMode,
     pub tls_cert_file: String,
     pub tls_key_file: String,
@@ -75,6 +79,10 @@ impl Default for Config {
             database_url: String::new(),
             database_url_file: String::new(),
             instance_key_file: String::new(),
+            audit_key_file: String::new(),
+            audit_checkpoint_entries: 1000,
+            audit_checkpoint_minutes: 60,
+            audit_checkpoint_file: String::new(),
             tls: TlsMode::Off,
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
@@ -152,6 +160,39 @@ pub const FIELDS: &[Field] = &[
               <data_dir>/instance.key, created on first start. Keep a copy apart from\n\
               backups: without it nothing can be decrypted.",
         example: Some("/etc/carnet/instance.key"),
+    },
+    Field {
+        key: "audit_key_file",
+        kind: Kind::Text,
+        secret: false,
+        doc: "The audit key (Ed25519, mode 0600) that signs checkpoints of the audit trail.\n\
+              Empty: <data_dir>/audit.key, created on first start. Keep a copy with the\n\
+              instance key.",
+        example: Some("/etc/carnet/audit.key"),
+    },
+    Field {
+        key: "audit_checkpoint_entries",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "A signed checkpoint is taken when a chain grew by this many entries\n\
+              (1 to 1000000)...",
+        example: None,
+    },
+    Field {
+        key: "audit_checkpoint_minutes",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "...or when its last checkpoint is this many minutes old (1 to 60).",
+        example: None,
+    },
+    Field {
+        key: "audit_checkpoint_file",
+        kind: Kind::Text,
+        secret: false,
+        doc: "Checkpoints are also appended to this file, outside the database (back it up,\n\
+              or point it at storage another machine collects). Empty:\n\
+              <data_dir>/audit-checkpoints.log.",
+        example: Some("/var/log/carnet/audit-checkpoints.log"),
     },
     Field {
         key: "tls",
@@ -390,6 +431,24 @@ impl Config {
             self.data_dir.join("instance.key")
         } else {
             PathBuf::from(&self.instance_key_file)
+        }
+    }
+
+    /// The audit key file: configured, or `audit.key` in the data directory.
+    pub fn audit_key_path(&self) -> PathBuf {
+        if self.audit_key_file.is_empty() {
+            self.data_dir.join("audit.key")
+        } else {
+            PathBuf::from(&self.audit_key_file)
+        }
+    }
+
+    /// The append-only checkpoint file: configured, or in the data directory.
+    pub fn audit_checkpoint_path(&self) -> PathBuf {
+        if self.audit_checkpoint_file.is_empty() {
+            self.data_dir.join("audit-checkpoints.log")
+        } else {
+            PathBuf::from(&self.audit_checkpoint_file)
         }
     }
 

@@ -10,7 +10,8 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt 
 use std::path::Path;
 use std::sync::Arc;
 
-use carnet_crypto::{InstanceKey, RandomSource, SystemRandom};
+use carnet_audit::CheckpointSigner;
+use carnet_crypto::{InstanceKey, KeyMaterial, RandomSource, SystemRandom};
 use carnet_domain::{Clock, Timestamp};
 use carnet_service::{InstanceKeyCheck, Services};
 use carnet_store::Store;
@@ -31,6 +32,8 @@ pub enum OpenMode {
 #[derive(Debug)]
 pub struct Instance {
     pub services: Services,
+    /// Signs audit checkpoints.
+    pub audit_signer: CheckpointSigner,
     pub store: Store,
     /// Whether this opening created the instance key (first start).
     pub created_key: bool,
@@ -83,7 +86,7 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
 
     let key_path = config.instance_key_path();
     let (key, created_key) = if key_path.exists() {
-        (read_key_file(&key_path)?, false)
+        (InstanceKey::from_material(read_key_file(&key_path)?), false)
     } else if database_existed {
         return Err(CliError::refusal(format!(
             "la base de données existe mais le fichier de clé de l'instance {} est introuvable : \
@@ -96,8 +99,12 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
             key_path.display()
         )));
     } else {
-        (create_key_file(&key_path)?, true)
+        (
+            InstanceKey::from_material(create_key_file(&key_path)?),
+            true,
+        )
     };
+    let audit_signer = load_audit_signer(config, database_existed)?;
 
     let pre_migration_copy = store
         .migrate(Some(&data_dir.join("pre-migration")))
@@ -119,12 +126,64 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
             )));
         }
     }
+    check_audit_public_key(&services, &audit_signer, config).await?;
     Ok(Instance {
         services,
+        audit_signer,
         store,
         created_key,
         pre_migration_copy,
     })
+}
+
+/// Reads (or, for a new instance, creates) the audit key that signs checkpoints.
+fn load_audit_signer(
+    config: &Config,
+    database_existed: bool,
+) -> Result<CheckpointSigner, CliError> {
+    let audit_key_path = config.audit_key_path();
+    let audit_seed = if audit_key_path.exists() {
+        read_key_file(&audit_key_path)?
+    } else if database_existed {
+        return Err(CliError::refusal(format!(
+            "la base de données existe mais la clé du journal d'audit {} est introuvable : \
+             remettez-la (kit de récupération) avant de démarrer",
+            audit_key_path.display()
+        )));
+    } else {
+        create_key_file(&audit_key_path)?
+    };
+    CheckpointSigner::from_seed(audit_seed.expose()).map_err(|_| {
+        CliError::refusal(format!(
+            "la clé du journal d'audit {} est invalide",
+            audit_key_path.display()
+        ))
+    })
+}
+
+/// Refuses an audit key other than the one recorded at the instance's creation.
+async fn check_audit_public_key(
+    services: &Services,
+    audit_signer: &CheckpointSigner,
+    config: &Config,
+) -> Result<(), CliError> {
+    let audit_key_path = config.audit_key_path();
+    let public_key = audit_signer.verifier().public_key().to_vec();
+    match services.check_audit_public_key(&public_key).await {
+        Ok(InstanceKeyCheck::Matches | InstanceKeyCheck::Recorded) => {}
+        Ok(InstanceKeyCheck::Mismatch) => {
+            return Err(CliError::refusal(format!(
+                "la clé du journal d'audit {} n'est pas celle de cette instance",
+                audit_key_path.display()
+            )));
+        }
+        Err(error) => {
+            return Err(CliError::refusal(format!(
+                "impossible de vérifier la clé du journal d'audit ({error})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Opens the configured database without migrating it, and says whether it already held
@@ -180,8 +239,8 @@ async fn open_store(config: &Config, mode: OpenMode) -> Result<(Store, bool), Cl
     }
 }
 
-/// Reads the instance key, refusing a file that group or others can read or write.
-fn read_key_file(path: &Path) -> Result<InstanceKey, CliError> {
+/// Reads a key file, refusing one that group or others can read or write.
+fn read_key_file(path: &Path) -> Result<KeyMaterial, CliError> {
     let metadata = fs::metadata(path).map_err(|error| {
         CliError::refusal(format!("impossible de lire {} ({error})", path.display()))
     })?;
@@ -198,7 +257,7 @@ fn read_key_file(path: &Path) -> Result<InstanceKey, CliError> {
     let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(|error| {
         CliError::refusal(format!("impossible de lire {} ({error})", path.display()))
     })?);
-    InstanceKey::from_file_text(&text).map_err(|_| {
+    KeyMaterial::from_file_text(&text).map_err(|_| {
         CliError::refusal(format!(
             "le fichier de clé {} est illisible : il doit contenir 64 caractères hexadécimaux",
             path.display()
@@ -206,9 +265,9 @@ fn read_key_file(path: &Path) -> Result<InstanceKey, CliError> {
     })
 }
 
-/// Creates a new instance key file with mode 0600 (never overwriting one).
-fn create_key_file(path: &Path) -> Result<InstanceKey, CliError> {
-    let key = InstanceKey::generate(&SystemRandom as &dyn RandomSource)
+/// Creates a new key file with mode 0600 (never overwriting one).
+fn create_key_file(path: &Path) -> Result<KeyMaterial, CliError> {
+    let key = KeyMaterial::generate(&SystemRandom as &dyn RandomSource)
         .map_err(|error| CliError::refusal(format!("génération de la clé impossible ({error})")))?;
     let mut file = OpenOptions::new()
         .write(true)

@@ -2,6 +2,8 @@
 //! loads the configuration, sets up logging and dispatches to one module per
 //! subcommand; it is the only place that chooses concrete backends.
 
+mod audit;
+mod checkpoint_file;
 mod config;
 mod config_command;
 mod exit;
@@ -51,6 +53,9 @@ enum Command {
     /// Practices of the local instance.
     #[command(subcommand)]
     Practice(practice::PracticeCommand),
+    /// The audit trail: verify it, sign checkpoints.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +102,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             Command::Migrate => migrate::run(&config).await,
             Command::Config(command) => config_command::run(&config, command),
             Command::Practice(command) => practice::run(&config, command).await,
+            Command::Audit(command) => audit::run(&config, command).await,
         }
     })
 }

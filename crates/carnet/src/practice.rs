@@ -1,6 +1,6 @@
 //! `carnet practice …`: the operator's commands for the practices of the local instance.
 
-use carnet_service::{Actor, NewPracticeInput, ServiceError};
+use carnet_service::{Caller, NewPracticeInput, ServiceError};
 
 use crate::config::Config;
 use crate::exit::CliError;
@@ -40,24 +40,26 @@ pub async fn run(config: &Config, command: &PracticeCommand) -> Result<(), CliEr
                 profession: profession.clone(),
             };
             services
-                .create_practice(&Actor::Operator, &input)
+                .create_practice(&Caller::operator(), &input)
                 .await
                 .map(|practice| say(&practice.id.to_string()))
         }
-        PracticeCommand::List => services
-            .list_practices(&Actor::Operator)
-            .await
-            .map(|practices| {
-                for practice in practices {
-                    say(&format!(
-                        "{}\t{}\t{}\t{}",
-                        practice.id,
-                        practice.profession.as_str(),
-                        practice.created_at.to_rfc3339(),
-                        practice.name.as_str()
-                    ));
-                }
-            }),
+        PracticeCommand::List => {
+            services
+                .list_practices(&Caller::operator())
+                .await
+                .map(|practices| {
+                    for practice in practices {
+                        say(&format!(
+                            "{}\t{}\t{}\t{}",
+                            practice.id,
+                            practice.profession.as_str(),
+                            practice.created_at.to_rfc3339(),
+                            practice.name.as_str()
+                        ));
+                    }
+                })
+        }
     };
     instance.store.close().await;
     result.map_err(|error| match error {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use carnet_http::{AppState, HttpSettings};
+use carnet_http::{AppState, ClientAddress, HttpSettings};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -45,6 +45,7 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
         https: config.serves_https(),
         body_limit_bytes: usize::try_from(config.body_limit_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(config.request_timeout_seconds.into()),
+        trusted_proxies: config.trusted_proxy_addresses()?,
     };
     let app = carnet_http::app(AppState {
         services: instance.services.clone(),
@@ -62,7 +63,35 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
     say(&format!("Carnet écoute sur {scheme}://{bound}/"));
     tracing::info!(%bound, scheme, "listening");
 
-    let acceptor = tls.map(TlsAcceptor::from);
+    let instance = Arc::new(instance);
+    let checkpoints = tokio::spawn(checkpoint_regularly(config.clone(), instance.clone()));
+
+    let graceful = accept_until_shutdown(listener, tls.map(TlsAcceptor::from), app).await;
+
+    say("Arrêt demandé : fin des requêtes en cours…");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish in time");
+    }
+    checkpoints.abort();
+    // A last checkpoint, so the trail up to the stop is pinned outside the database.
+    if let Err(error) = crate::audit::checkpoint(config, &instance, true).await {
+        tracing::error!(error = %error, "final audit checkpoint failed");
+    }
+    instance.store.close().await;
+    say("Carnet est arrêté.");
+    Ok(())
+}
+
+/// Serves connections (plain or TLS) until SIGTERM or SIGINT; returns the handle that
+/// waits for the open connections to finish.
+async fn accept_until_shutdown(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    app: axum::Router,
+) -> GracefulShutdown {
     let builder = Arc::new(Builder::new(TokioExecutor::new()));
     let graceful = GracefulShutdown::new();
     let shutdown = shutdown_signal();
@@ -71,7 +100,7 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         // Out of file descriptors and the like: wait a little, keep serving.
@@ -80,7 +109,14 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
                         continue;
                     }
                 };
-                let service = TowerToHyperService::new(app.clone());
+                let with_peer = tower::ServiceExt::map_request(
+                    app.clone(),
+                    move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(ClientAddress(peer.ip()));
+                        request
+                    },
+                );
+                let service = TowerToHyperService::new(with_peer);
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 let acceptor = acceptor.clone();
@@ -109,17 +145,7 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
         }
     }
 
-    say("Arrêt demandé : fin des requêtes en cours…");
-    drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not finish in time");
-    }
-    instance.store.close().await;
-    say("Carnet est arrêté.");
-    Ok(())
+    graceful
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -135,5 +161,21 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = terminate.recv() => {}
         _ = interrupt.recv() => {}
+    }
+}
+
+/// Signs due audit checkpoints every minute (the entry and age thresholds decide which).
+/// A failure is logged and retried at the next tick: it never stops the server, but the
+/// checkpoint age shows in the logs.
+async fn checkpoint_regularly(config: Config, instance: Arc<crate::instance::Instance>) {
+    let mut ticks = tokio::time::interval(Duration::from_mins(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match crate::audit::checkpoint(&config, &instance, false).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "audit checkpoints signed"),
+            Err(error) => tracing::error!(error = %error, "audit checkpoint failed"),
+        }
     }
 }

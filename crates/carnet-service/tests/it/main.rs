@@ -6,7 +6,7 @@ use std::sync::Arc;
 use carnet_crypto::{InstanceKey, SystemRandom};
 use carnet_domain::{ManualClock, MemberId, PracticeId, Role, Timestamp};
 use carnet_service::{
-    Actor, InstanceKeyCheck, NewMemberInput, NewPracticeInput, PracticeAction,
+    Actor, Caller, InstanceKeyCheck, NewMemberInput, NewPracticeInput, PracticeAction,
     ProfessionalIdDecision, ServiceError, Services,
 };
 use carnet_store::Store;
@@ -53,24 +53,24 @@ fn member_input(role: &str, number: Option<&str>) -> NewMemberInput {
 }
 
 /// A practice with a holder and a staff member, and its actors.
-async fn practice_with_members(services: &Services, name: &str) -> (PracticeId, Actor, Actor) {
+async fn practice_with_members(services: &Services, name: &str) -> (PracticeId, Caller, Caller) {
     let practice = services
-        .create_practice(&Actor::Operator, &practice_input(name))
+        .create_practice(&Caller::operator(), &practice_input(name))
         .await
         .expect("create");
     let scope = services
-        .authorize(&Actor::Operator, practice.id, PracticeAction::AddMember)
+        .authorize(&Caller::operator(), practice.id, PracticeAction::AddMember)
         .await
         .expect("operator adds the first holder");
     let holder = services
         .add_member(&scope, &member_input("holder", Some("10000005479")))
         .await
         .expect("holder");
-    let holder_actor = Actor::Member {
+    let holder_actor = Caller::new(Actor::Member {
         practice_id: practice.id,
         member_id: holder.id,
         role: Role::Holder,
-    };
+    });
     let scope = services
         .authorize(&holder_actor, practice.id, PracticeAction::AddMember)
         .await
@@ -79,11 +79,11 @@ async fn practice_with_members(services: &Services, name: &str) -> (PracticeId, 
         .add_member(&scope, &member_input("staff", None))
         .await
         .expect("staff");
-    let staff_actor = Actor::Member {
+    let staff_actor = Caller::new(Actor::Member {
         practice_id: practice.id,
         member_id: staff.id,
         role: Role::Staff,
-    };
+    });
     (practice.id, holder_actor, staff_actor)
 }
 
@@ -94,7 +94,9 @@ async fn only_the_platform_side_creates_and_lists_practices() {
     for actor in [
         &holder,
         &staff,
-        &Actor::PlatformAdmin(carnet_domain::AdminId::new_v7(1, &[0; 10])),
+        &Caller::new(Actor::PlatformAdmin(carnet_domain::AdminId::new_v7(
+            1, &[0; 10],
+        ))),
     ] {
         assert!(matches!(
             w.services
@@ -109,12 +111,12 @@ async fn only_the_platform_side_creates_and_lists_practices() {
     }
     let admin = w
         .services
-        .create_platform_admin(&Actor::Operator, "Admin")
+        .create_platform_admin(&Caller::operator(), "Admin")
         .await
         .expect("admin");
     let listed = w
         .services
-        .list_practices(&Actor::PlatformAdmin(admin))
+        .list_practices(&Caller::new(Actor::PlatformAdmin(admin)))
         .await
         .expect("list");
     assert_eq!(
@@ -127,8 +129,10 @@ async fn only_the_platform_side_creates_and_lists_practices() {
 async fn practice_input_is_checked_with_french_messages() {
     let w = world().await;
     let mut input = practice_input("   ");
-    let Err(ServiceError::Invalid { field, message }) =
-        w.services.create_practice(&Actor::Operator, &input).await
+    let Err(ServiceError::Invalid { field, message }) = w
+        .services
+        .create_practice(&Caller::operator(), &input)
+        .await
     else {
         panic!("an empty name is refused");
     };
@@ -137,7 +141,9 @@ async fn practice_input_is_checked_with_french_messages() {
     input = practice_input("Cabinet");
     input.profession = "plombier".into();
     assert!(matches!(
-        w.services.create_practice(&Actor::Operator, &input).await,
+        w.services
+            .create_practice(&Caller::operator(), &input)
+            .await,
         Err(ServiceError::Invalid {
             field: "profession",
             ..
@@ -145,7 +151,7 @@ async fn practice_input_is_checked_with_french_messages() {
     ));
     assert!(
         w.services
-            .list_practices(&Actor::Operator)
+            .list_practices(&Caller::operator())
             .await
             .expect("list")
             .is_empty(),
@@ -168,7 +174,7 @@ async fn members_see_only_their_practice_and_only_holders_add_members() {
         (&holder_b, a, PracticeAction::AddMember, false),
         (&holder_a, a, PracticeAction::DecideProfessionalId, false),
         (
-            &Actor::Operator,
+            &Caller::operator(),
             a,
             PracticeAction::DecideProfessionalId,
             false,
@@ -209,7 +215,7 @@ async fn the_platform_side_creates_holders_only_and_roles_need_the_right_numbers
     let (a, holder, _) = practice_with_members(&w.services, "Cabinet A").await;
     let operator_scope = w
         .services
-        .authorize(&Actor::Operator, a, PracticeAction::AddMember)
+        .authorize(&Caller::operator(), a, PracticeAction::AddMember)
         .await
         .expect("scope");
     assert!(matches!(
@@ -275,23 +281,23 @@ async fn a_platform_administrator_validates_with_who_when_and_why() {
     let Actor::Member {
         member_id: holder_id,
         ..
-    } = holder
+    } = holder.actor
     else {
         unreachable!()
     };
     let Actor::Member {
         member_id: staff_id,
         ..
-    } = staff
+    } = staff.actor
     else {
         unreachable!()
     };
     let admin = w
         .services
-        .create_platform_admin(&Actor::Operator, "Admin")
+        .create_platform_admin(&Caller::operator(), "Admin")
         .await
         .expect("admin");
-    let admin_actor = Actor::PlatformAdmin(admin);
+    let admin_actor = Caller::new(Actor::PlatformAdmin(admin));
     let scope = w
         .services
         .authorize(&admin_actor, a, PracticeAction::DecideProfessionalId)
@@ -367,7 +373,9 @@ async fn a_platform_administrator_validates_with_who_when_and_why() {
         .expect("history");
     assert_eq!(history.len(), 2, "the rejection is kept in the history");
 
-    let unknown_admin = Actor::PlatformAdmin(carnet_domain::AdminId::new_v7(1, &[9; 10]));
+    let unknown_admin = Caller::new(Actor::PlatformAdmin(carnet_domain::AdminId::new_v7(
+        1, &[9; 10],
+    )));
     assert!(matches!(
         w.services
             .authorize(&unknown_admin, a, PracticeAction::DecideProfessionalId)

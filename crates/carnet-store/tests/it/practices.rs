@@ -114,10 +114,11 @@ async fn decisions_are_appended_and_the_latest_decides(store: &Store) {
     let pro = member(1, a.id, Role::Professional);
     insert_member(store, &pro).await.expect("insert");
     let admin = AdminId::new_v7(5, &id(5));
-    store
-        .insert_admin(admin, "Admin", Timestamp::from_unix_millis(5))
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_admin(admin, "Admin", Timestamp::from_unix_millis(5))
         .await
         .expect("admin");
+    tx.commit().await.expect("commit");
     assert!(store.admin_exists(admin).await.expect("exists"));
 
     let rejected = ProfessionalIdState::Decided {
@@ -167,10 +168,11 @@ async fn a_decision_for_a_member_of_another_practice_is_refused(store: &Store) {
     let pro = member(1, b.id, Role::Professional);
     insert_member(store, &pro).await.expect("insert");
     let admin = AdminId::new_v7(5, &id(5));
-    store
-        .insert_admin(admin, "Admin", Timestamp::from_unix_millis(5))
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_admin(admin, "Admin", Timestamp::from_unix_millis(5))
         .await
         .expect("admin");
+    tx.commit().await.expect("commit");
     let decision = ProfessionalIdState::Decided {
         status: ProfessionalIdStatus::Validated,
         by: admin,

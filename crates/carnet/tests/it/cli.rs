@@ -95,7 +95,7 @@ fn migrate_creates_the_instance_and_reports_the_schema() {
     let instance = Instance::new();
     let output = instance.run(&["migrate"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert!(stdout_of(&output).contains("Base à jour (migrations appliquées : 1)"));
+    assert!(stdout_of(&output).contains("Base à jour (migrations appliquées : 1, 2)"));
     let again = instance.run(&["migrate"]);
     assert!(again.status.success());
 }
@@ -116,6 +116,8 @@ fn the_committed_cli_reference_is_current() {
         vec!["config", "example"],
         vec!["practice", "create"],
         vec!["practice", "list"],
+        vec!["audit", "verify"],
+        vec!["audit", "checkpoint"],
     ] {
         let mut args = command.clone();
         args.push("--help");
