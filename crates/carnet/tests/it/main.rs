@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `carnet` binary: first start, refusals to start (each
 //! with its exit code and sentence), TLS, graceful shutdown, operator commands.
 
+mod audit;
 mod cli;
 mod serve;
 mod support;
