@@ -2,6 +2,7 @@
 //! real server): headers, the error envelope, limits, the API and its description.
 
 mod api;
+mod audit;
 mod generated;
 mod middleware;
 mod support;
