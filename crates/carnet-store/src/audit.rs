@@ -1,6 +1,7 @@
 //! Audit trail storage: appending an entry inside the caller's transaction, reading a
 //! chain back for verification, reading filtered events for people, and checkpoints.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use carnet_audit::{
@@ -72,78 +73,149 @@ macro_rules! audit_entry {
     }};
 }
 
+/// The audit entries of a transaction, sealed as they are appended and written at commit.
+#[derive(Debug, Default)]
+pub(crate) struct AuditBuffer {
+    /// Each touched chain's head as this transaction sees it.
+    heads: HashMap<ChainId, (u64, Hash)>,
+    /// Chains whose head row was read (and, on PostgreSQL, locked) in this transaction.
+    loaded: HashSet<ChainId>,
+    pending: Vec<Entry>,
+}
+
+/// Where a job started, to undo its appends if it fails.
+#[derive(Debug)]
+pub(crate) struct AuditMark {
+    pending: usize,
+    heads: HashMap<ChainId, (u64, Hash)>,
+}
+
+impl AuditBuffer {
+    pub(crate) fn mark(&self) -> AuditMark {
+        AuditMark {
+            pending: self.pending.len(),
+            heads: self.heads.clone(),
+        }
+    }
+
+    pub(crate) fn restore(&mut self, mark: AuditMark) {
+        self.pending.truncate(mark.pending);
+        self.heads = mark.heads;
+    }
+}
+
+/// Rows per multi-row INSERT (18 parameters each; well under SQLite's limit).
+const ROWS_PER_INSERT: usize = 100;
+
 impl Tx {
     /// Appends `event` to its chain, after the chain's current head, in this transaction.
-    /// On PostgreSQL the head row is locked, so concurrent appends from several nodes
-    /// queue instead of forking the chain; SQLite has a single writer anyway.
+    /// The head is read once per chain and transaction — on PostgreSQL with `FOR UPDATE`,
+    /// so concurrent appends from several nodes queue instead of forking the chain;
+    /// SQLite has a single writer anyway. The entry is sealed now and written with the
+    /// transaction's other entries at commit.
     pub async fn append_audit(&mut self, event: Event) -> Result<Entry, StoreError> {
-        let chain = event.chain.to_string();
-        let head_query = match self.kind() {
-            BackendKind::Sqlite => {
-                "SELECT head_seq, head_hash FROM audit_chains WHERE chain_id = $1"
+        let chain = event.chain;
+        if !self.audit.loaded.contains(&chain) {
+            let head_query = match self.kind() {
+                BackendKind::Sqlite => {
+                    "SELECT head_seq, head_hash FROM audit_chains WHERE chain_id = $1"
+                }
+                BackendKind::Postgres => {
+                    "SELECT head_seq, head_hash FROM audit_chains WHERE chain_id = $1 FOR UPDATE"
+                }
+            };
+            let head: Option<(i64, Vec<u8>)> = on_tx!(self, |conn| {
+                sqlx::query_as(head_query)
+                    .bind(chain.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?
+            });
+            if let Some((seq, hash)) = head {
+                let seq =
+                    u64::try_from(seq).map_err(|_| StoreError::Corrupt("audit head sequence"))?;
+                let hash = Hash::try_from(hash.as_slice())
+                    .map_err(|_| StoreError::Corrupt("audit head hash"))?;
+                self.audit.heads.insert(chain, (seq, hash));
             }
-            BackendKind::Postgres => {
-                "SELECT head_seq, head_hash FROM audit_chains WHERE chain_id = $1 FOR UPDATE"
-            }
-        };
-        let head: Option<(i64, Vec<u8>)> = on_tx!(self, |conn| {
-            sqlx::query_as(head_query)
-                .bind(&chain)
-                .fetch_optional(&mut *conn)
-                .await?
-        });
-        let previous = match head {
-            None => None,
-            Some((seq, hash)) => Some((
-                u64::try_from(seq).map_err(|_| StoreError::Corrupt("audit head sequence"))?,
-                Hash::try_from(hash.as_slice())
-                    .map_err(|_| StoreError::Corrupt("audit head hash"))?,
-            )),
-        };
-        let entry = seal_next(previous, event);
-        let seq = i64::try_from(entry.seq).map_err(|_| StoreError::Corrupt("audit sequence"))?;
-        let event = &entry.event;
-        on_tx!(self, |conn| {
-            sqlx::query(
+            self.audit.loaded.insert(chain);
+        }
+        let entry = seal_next(self.audit.heads.get(&chain).copied(), event);
+        i64::try_from(entry.seq).map_err(|_| StoreError::Corrupt("audit sequence"))?;
+        self.audit.heads.insert(chain, (entry.seq, entry.hash));
+        self.audit.pending.push(entry.clone());
+        Ok(entry)
+    }
+
+    /// Writes the buffered entries (a few multi-row statements) and the new chain heads.
+    pub(crate) async fn flush_audit(&mut self) -> Result<(), StoreError> {
+        if self.audit.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.audit.pending);
+        for chunk in pending.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
                 "INSERT INTO audit_entries (chain_id, seq, prev_hash, hash, at, actor_kind, \
                  actor_account, actor_role, actor_device, actor_session, action, \
                  target_patient, target_record, target_document, target_member, outcome, \
-                 request_id, client_address) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17, $18)",
-            )
-            .bind(&chain)
-            .bind(seq)
-            .bind(entry.prev_hash.as_slice())
-            .bind(entry.hash.as_slice())
-            .bind(event.at.unix_millis())
-            .bind(event.actor.kind.code())
-            .bind(event.actor.account)
-            .bind(event.actor.role)
-            .bind(event.actor.device)
-            .bind(event.actor.session)
-            .bind(event.action.code())
-            .bind(event.targets.patient)
-            .bind(event.targets.record)
-            .bind(event.targets.document)
-            .bind(event.targets.member)
-            .bind(event.outcome.code())
-            .bind(event.request_id.as_deref())
-            .bind(event.client_address.map(|address| address.to_string()))
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO audit_chains (chain_id, head_seq, head_hash) VALUES ($1, $2, $3) \
-                 ON CONFLICT (chain_id) DO UPDATE \
-                 SET head_seq = excluded.head_seq, head_hash = excluded.head_hash",
-            )
-            .bind(&chain)
-            .bind(seq)
-            .bind(entry.hash.as_slice())
-            .execute(&mut *conn)
-            .await?;
-        });
-        Ok(entry)
+                 request_id, client_address) VALUES ",
+            );
+            for row in 0..chunk.len() {
+                let first = row * 18 + 1;
+                let placeholders: Vec<String> =
+                    (first..first + 18).map(|n| format!("${n}")).collect();
+                if row > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                sql.push_str(&placeholders.join(", "));
+                sql.push(')');
+            }
+            on_tx!(self, |conn| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for entry in chunk {
+                    let event = &entry.event;
+                    query = query
+                        .bind(event.chain.to_string())
+                        .bind(i64::try_from(entry.seq).unwrap_or(i64::MAX))
+                        .bind(entry.prev_hash.to_vec())
+                        .bind(entry.hash.to_vec())
+                        .bind(event.at.unix_millis())
+                        .bind(event.actor.kind.code())
+                        .bind(event.actor.account)
+                        .bind(event.actor.role)
+                        .bind(event.actor.device)
+                        .bind(event.actor.session)
+                        .bind(event.action.code())
+                        .bind(event.targets.patient)
+                        .bind(event.targets.record)
+                        .bind(event.targets.document)
+                        .bind(event.targets.member)
+                        .bind(event.outcome.code())
+                        .bind(event.request_id.clone())
+                        .bind(event.client_address.map(|address| address.to_string()));
+                }
+                query.execute(&mut *conn).await?;
+            });
+        }
+        let touched: BTreeSet<ChainId> = pending.iter().map(|entry| entry.event.chain).collect();
+        for chain in touched {
+            let Some((seq, hash)) = self.audit.heads.get(&chain).copied() else {
+                continue;
+            };
+            on_tx!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO audit_chains (chain_id, head_seq, head_hash) VALUES ($1, $2, $3) \
+                     ON CONFLICT (chain_id) DO UPDATE \
+                     SET head_seq = excluded.head_seq, head_hash = excluded.head_hash",
+                )
+                .bind(chain.to_string())
+                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                .bind(hash.to_vec())
+                .execute(&mut *conn)
+                .await?;
+            });
+        }
+        Ok(())
     }
 
     /// Reads a chain's events, newest first, with filters (for the trail pages and API).

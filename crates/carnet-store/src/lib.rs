@@ -192,7 +192,7 @@ impl Store {
             Backend::Sqlite { pool, .. } => tx::TxInner::Sqlite(pool.begin().await?),
             Backend::Postgres { pool } => tx::TxInner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner })
+        Ok(Tx::new(inner))
     }
 
     /// Closes the pool, waiting for connections to be returned (graceful shutdown).

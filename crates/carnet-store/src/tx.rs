@@ -17,6 +17,11 @@ pub(crate) enum TxInner {
 /// An open database transaction on either backend. Dropped without `commit`, it rolls back.
 pub struct Tx {
     pub(crate) inner: TxInner,
+    /// Audit entries sealed in this transaction, written in one statement at commit.
+    pub(crate) audit: crate::audit::AuditBuffer,
+    /// Inside a group-commit job: whether the job's savepoint was opened (it is opened
+    /// lazily, before the job's first data write).
+    job: Option<bool>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -50,7 +55,18 @@ impl Tx {
         }
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub(crate) fn new(inner: TxInner) -> Self {
+        Self {
+            inner,
+            audit: crate::audit::AuditBuffer::default(),
+            job: None,
+        }
+    }
+
+    /// Writes the buffered audit entries, then commits: the data and its audit entries
+    /// become durable together, or neither does.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.flush_audit().await?;
         match self.inner {
             TxInner::Sqlite(transaction) => transaction.commit().await?,
             TxInner::Postgres(transaction) => transaction.commit().await?,
@@ -77,6 +93,42 @@ impl Tx {
         Ok(())
     }
 
+    /// Called by every method that changes data: inside a group-commit job, opens the
+    /// job's savepoint first so a failing job can be rolled back alone.
+    async fn before_write(&mut self) -> Result<(), StoreError> {
+        if self.job == Some(false) {
+            self.execute_plain("SAVEPOINT carnet_job").await?;
+            self.job = Some(true);
+        }
+        Ok(())
+    }
+
+    /// Marks the start of a group-commit job.
+    pub(crate) fn begin_job(&mut self) -> crate::audit::AuditMark {
+        self.job = Some(false);
+        self.audit.mark()
+    }
+
+    /// Ends a job: keeps its changes, or undoes them (data and buffered audit entries).
+    pub(crate) async fn end_job(
+        &mut self,
+        mark: crate::audit::AuditMark,
+        succeeded: bool,
+    ) -> Result<(), StoreError> {
+        let savepoint = self.job.take() == Some(true);
+        if !succeeded {
+            self.audit.restore(mark);
+            if savepoint {
+                self.execute_plain("ROLLBACK TO SAVEPOINT carnet_job")
+                    .await?;
+            }
+        }
+        if savepoint {
+            self.execute_plain("RELEASE SAVEPOINT carnet_job").await?;
+        }
+        Ok(())
+    }
+
     // ---- platform administrators ---------------------------------------------------------
 
     pub async fn insert_admin(
@@ -85,6 +137,7 @@ impl Tx {
         name: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query("INSERT INTO platform_admins (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(id.as_uuid())
@@ -100,6 +153,7 @@ impl Tx {
     // ---- practices and members ------------------------------------------------------------
 
     pub async fn insert_practice(&mut self, practice: &Practice) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "INSERT INTO practices (id, name, address, profession, created_at) \
@@ -121,6 +175,7 @@ impl Tx {
 
     /// Adds a member. Its professional number (if any) starts pending.
     pub async fn insert_member(&mut self, member: &Member) -> Result<(), StoreError> {
+        self.before_write().await?;
         let (kind, number) = match &member.professional_id {
             Some(id) => (Some(id.kind()), Some(id.number())),
             None => (None, None),
@@ -184,6 +239,7 @@ impl Tx {
         member_id: MemberId,
         decision: &ProfessionalIdState,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         let ProfessionalIdState::Decided {
             status,
             by,
