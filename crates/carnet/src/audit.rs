@@ -65,6 +65,15 @@ pub async fn checkpoint(
             config.audit_checkpoint_path().display()
         ))
     })?;
+    if !config.audit_checkpoint_webhook.is_empty() && !created.is_empty() {
+        let public_key = instance.audit_signer.verifier().public_key().to_vec();
+        if let Err(error) =
+            send_to_webhook(&config.audit_checkpoint_webhook, &created, &public_key).await
+        {
+            // The checkpoints are in the database and the file: log, never fail the caller.
+            tracing::warn!(%error, "audit checkpoint webhook failed");
+        }
+    }
     Ok(created.len())
 }
 
@@ -112,5 +121,41 @@ async fn verify(
             code: EXIT_DAMAGED,
             message: format!("journal d'audit altéré : {damage}"),
         }),
+    }
+}
+
+/// POSTs checkpoints as JSON to the configured witness.
+async fn send_to_webhook(
+    url: &str,
+    checkpoints: &[carnet_audit::Checkpoint],
+    public_key: &[u8],
+) -> Result<(), String> {
+    let body = serde_json::json!({
+        "public_key": carnet_audit::hex(public_key),
+        "checkpoints": checkpoints.iter().map(|checkpoint| serde_json::json!({
+            "chain": checkpoint.chain.to_string(),
+            "seq": checkpoint.seq,
+            "head_hash": carnet_audit::hex(&checkpoint.head_hash),
+            "at": checkpoint.at.to_rfc3339(),
+            "at_unix_millis": checkpoint.at.unix_millis(),
+            "signature": carnet_audit::hex(&checkpoint.signature),
+            "line": checkpoint_file::format_line(checkpoint),
+        })).collect::<Vec<_>>(),
+    });
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|error| error.to_string())?;
+    let response = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        // Never print the URL: it may carry a token.
+        .map_err(|error| error.without_url().to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("the witness answered {}", response.status()))
     }
 }

@@ -58,6 +58,7 @@ pub struct Config {
     pub audit_checkpoint_entries: u32,
     pub audit_checkpoint_minutes: u32,
     pub audit_checkpoint_file: String,
+    pub audit_checkpoint_webhook: String,
     pub tls: TlsMode,
     pub tls_cert_file: String,
     pub tls_key_file: String,
@@ -83,6 +84,7 @@ impl Default for Config {
             audit_checkpoint_entries: 1000,
             audit_checkpoint_minutes: 60,
             audit_checkpoint_file: String::new(),
+            audit_checkpoint_webhook: String::new(),
             tls: TlsMode::Off,
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
@@ -193,6 +195,16 @@ pub const FIELDS: &[Field] = &[
               or point it at storage another machine collects). Empty:\n\
               <data_dir>/audit-checkpoints.log.",
         example: Some("/var/log/carnet/audit-checkpoints.log"),
+    },
+    Field {
+        key: "audit_checkpoint_webhook",
+        kind: Kind::Text,
+        secret: true,
+        doc: "Optional: each new checkpoint is also POSTed as JSON to this URL (https, or\n\
+              http on a loopback address), so it leaves the host at once. Failures are\n\
+              logged; the database and the file keep the checkpoint. Secret (it may\n\
+              carry a token): prefer CARNET_AUDIT_CHECKPOINT_WEBHOOK_FILE.",
+        example: Some("https://witness.example.org/carnet/checkpoints"),
     },
     Field {
         key: "tls",
@@ -392,6 +404,23 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "data_dir ne peut pas être vide".into(),
             ));
+        }
+        if !self.audit_checkpoint_webhook.is_empty() {
+            let url = reqwest::Url::parse(&self.audit_checkpoint_webhook).map_err(|_| {
+                ConfigError::Invalid("audit_checkpoint_webhook n'est pas une URL valide".into())
+            })?;
+            let host = url.host_str().unwrap_or_default();
+            let loopback = host == "localhost"
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+                return Err(ConfigError::Invalid(
+                    "audit_checkpoint_webhook doit être en https (http seulement en local)".into(),
+                ));
+            }
         }
         let postgres_url = self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://");

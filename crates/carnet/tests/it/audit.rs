@@ -262,3 +262,86 @@ fn refuses_to_start_when_the_audit_key_is_missing_or_replaced() {
     crate::support::assert_refused(&output, "n'est pas celle de cette instance");
     std::fs::write(&key, original).expect("restore");
 }
+
+#[tokio::test]
+async fn checkpoints_are_posted_to_the_configured_witness() {
+    use std::sync::{Arc, Mutex};
+
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/witness",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().expect("lock").push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let instance = Instance::new();
+    assert!(instance.run(&["migrate"]).status.success());
+    let output = instance.run(&[
+        "practice",
+        "create",
+        "--name",
+        "Cabinet",
+        "--address",
+        "1 rue Basse, 31000 Toulouse",
+        "--profession",
+        "dentist",
+    ]);
+    assert!(output.status.success());
+    let url = format!("http://{address}/witness");
+    let output = tokio::task::spawn_blocking({
+        let mut command = instance.command();
+        command
+            .args(["audit", "checkpoint"])
+            .env("CARNET_AUDIT_CHECKPOINT_WEBHOOK", &url);
+        move || command.output().expect("run")
+    })
+    .await
+    .expect("join");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+
+    let bodies = received.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 1, "one POST per checkpoint run");
+    let checkpoints = bodies[0]["checkpoints"].as_array().expect("list");
+    assert_eq!(
+        checkpoints.len(),
+        2,
+        "the instance chain and the practice chain"
+    );
+    let file =
+        std::fs::read_to_string(instance.data_dir().join("audit-checkpoints.log")).expect("file");
+    for checkpoint in checkpoints {
+        let line = checkpoint["line"].as_str().expect("line");
+        assert!(
+            file.contains(line),
+            "the witness got the same checkpoint as the file"
+        );
+    }
+    assert_eq!(bodies[0]["public_key"].as_str().map(str::len), Some(64));
+    server.abort();
+}
+
+#[test]
+fn a_plain_http_witness_off_the_machine_is_refused() {
+    let instance = Instance::new();
+    let output = instance
+        .command()
+        .args(["config", "check"])
+        .env(
+            "CARNET_AUDIT_CHECKPOINT_WEBHOOK",
+            "http://witness.example.org/c",
+        )
+        .output()
+        .expect("run");
+    crate::support::assert_refused(&output, "audit_checkpoint_webhook doit être en https");
+}

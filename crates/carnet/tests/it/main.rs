@@ -3,5 +3,6 @@
 
 mod audit;
 mod cli;
+mod postgres;
 mod serve;
 mod support;
