@@ -4,10 +4,16 @@
 //! database), the key check value that proves a key belongs to a database, and the
 //! injected source of randomness. One provider everywhere: aws-lc-rs.
 
+mod passwords;
+mod tokens;
+
 use std::fmt;
 
 use aws_lc_rs::{constant_time, hmac, rand as lc_rand};
 use zeroize::Zeroizing;
+
+pub use passwords::{HashingCost, PasswordCheck, PasswordHashing};
+pub use tokens::{ActivationCode, CODE_ALPHABET, CodeKey, SecretToken};
 
 /// Why key material or randomness could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +22,8 @@ pub enum CryptoError {
     Random,
     #[error("the instance key file must hold exactly 64 hexadecimal characters (256 bits)")]
     KeyEncoding,
+    #[error("password hashing parameters are below the minimum or invalid")]
+    HashingParameters,
 }
 
 /// The source of randomness, injected so tests can be deterministic where they need to be.

@@ -6,12 +6,14 @@
 
 pub mod ids;
 pub mod nir;
+pub mod password;
 pub mod practice;
 pub mod professional;
 pub mod time;
 
 pub use ids::{AdminId, MemberId, PracticeId};
 pub use nir::{Nir, NirError};
+pub use password::{Password, PasswordError, PasswordRule};
 pub use practice::{
     Address, Member, MemberName, NewMember, NewMemberError, Phone, Practice, PracticeName,
     Profession, Role, TextError,

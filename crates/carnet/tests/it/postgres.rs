@@ -4,7 +4,10 @@
 use crate::support::{Instance, assert_refused, http_client, stderr_of, stdout_of};
 
 /// A fresh schema and the database URL confined to it, or `None` without PostgreSQL.
-#[expect(clippy::print_stderr, reason = "tells that the PostgreSQL case did not run")]
+#[expect(
+    clippy::print_stderr,
+    reason = "tells that the PostgreSQL case did not run"
+)]
 async fn fresh_schema(name: &str) -> Option<String> {
     let Some(url) = std::env::var("CARNET_TEST_POSTGRES_URL")
         .ok()
