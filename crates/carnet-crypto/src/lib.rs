@@ -5,7 +5,9 @@
 //! injected source of randomness. One provider everywhere: aws-lc-rs.
 
 mod passwords;
+mod sealing;
 mod tokens;
+mod totp;
 
 use std::fmt;
 
@@ -13,7 +15,9 @@ use aws_lc_rs::{constant_time, hmac, rand as lc_rand};
 use zeroize::Zeroizing;
 
 pub use passwords::{HashingCost, PasswordCheck, PasswordHashing};
+pub use sealing::{OpenError, SEALED_VERSION, SealContext, SealingKey, derive, sealed_key_id};
 pub use tokens::{ActivationCode, CODE_ALPHABET, CodeKey, SecretToken};
+pub use totp::{TOTP_DIGITS, TOTP_STEP_SECONDS, TotpError, TotpSecret};
 
 /// Why key material or randomness could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +81,11 @@ impl KeyMaterial {
         }
         text.push('\n');
         text
+    }
+
+    /// Wraps bytes obtained elsewhere (a derivation).
+    pub fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Self {
+        Self(bytes)
     }
 
     /// The raw bytes, for building a key from them.
