@@ -159,13 +159,7 @@ impl Services {
                 Targets::default(),
                 Outcome::Denied,
             );
-            self.committer
-                .run(move |tx| {
-                    Box::pin(async move {
-                        tx.append_audit(event).await?;
-                        Ok(())
-                    })
-                })
+            self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
                 .await?;
             return Err(ServiceError::Forbidden);
         }

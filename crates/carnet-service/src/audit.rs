@@ -141,16 +141,10 @@ impl Services {
         query: AuditQuery,
         event: carnet_audit::Event,
     ) -> Result<Vec<Entry>, ServiceError> {
-        Ok(self
-            .committer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let entries = tx.audit_events(chain, &query).await?;
-                    tx.append_audit(event).await?;
-                    Ok(entries)
-                })
-            })
-            .await?)
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move { tx.audit_events(chain, &query).await })
+        })
+        .await
     }
 
     /// Signs and stores a checkpoint for every chain whose head moved since its last

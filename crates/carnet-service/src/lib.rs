@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use carnet_crypto::RandomSource;
 use carnet_domain::{Clock, Timestamp};
-use carnet_store::{GroupCommitter, Store, StoreError};
+use carnet_store::{BoxFuture, GroupCommitter, Store, StoreError, Tx};
 
 pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
 pub use audit::{AuditFilter, ChainReport};
@@ -109,6 +109,33 @@ impl Services {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Runs `work` and appends `events` in one transaction of the group committer: the
+    /// work's changes and its audit entries commit together, or neither does (and the
+    /// caller gets "unavailable"). This is how every use case touching practice data
+    /// reaches the store.
+    pub(crate) async fn audited<T, F>(
+        &self,
+        events: Vec<carnet_audit::Event>,
+        work: F,
+    ) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, StoreError>> + Send + 'static,
+    {
+        Ok(self
+            .committer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let value = work(tx).await?;
+                    for event in events {
+                        tx.append_audit(event).await?;
+                    }
+                    Ok(value)
+                })
+            })
+            .await?)
     }
 
     /// The parts of a new time-ordered id: the current time and ten random bytes.

@@ -70,17 +70,10 @@ impl Services {
             )
         });
         let stored = practice.clone();
-        self.committer
-            .run(move |tx| {
-                Box::pin(async move {
-                    tx.insert_practice(&stored).await?;
-                    for event in events {
-                        tx.append_audit(event).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .await?;
+        self.audited(events.to_vec(), move |tx| {
+            Box::pin(async move { tx.insert_practice(&stored).await })
+        })
+        .await?;
         tracing::info!(practice.id = %practice.id, "practice created");
         Ok(practice)
     }
@@ -177,15 +170,10 @@ impl Services {
             Outcome::Success,
         );
         let stored = member.clone();
-        self.committer
-            .run(move |tx| {
-                Box::pin(async move {
-                    tx.insert_member(&stored).await?;
-                    tx.append_audit(event).await?;
-                    Ok(())
-                })
-            })
-            .await?;
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move { tx.insert_member(&stored).await })
+        })
+        .await?;
         tracing::info!(practice.id = %member.practice_id, member.id = %member.id, "member added");
         Ok(member)
     }
@@ -200,16 +188,10 @@ impl Services {
             Outcome::Success,
         );
         let practice_id = scope.practice_id();
-        Ok(self
-            .committer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let members = tx.list_members(practice_id).await?;
-                    tx.append_audit(event).await?;
-                    Ok(members)
-                })
-            })
-            .await?)
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move { tx.list_members(practice_id).await })
+        })
+        .await
     }
 
     /// Records a platform administrator's decision on a member's professional number,
@@ -307,16 +289,10 @@ impl Services {
             Outcome::Success,
         );
         let practice_id = scope.practice_id();
-        Ok(self
-            .committer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let history = tx.professional_id_history(practice_id, member_id).await?;
-                    tx.append_audit(event).await?;
-                    Ok(history)
-                })
-            })
-            .await?)
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move { tx.professional_id_history(practice_id, member_id).await })
+        })
+        .await
     }
 
     /// Registers a platform administrator. Only the operator at the console may; accounts,
@@ -340,15 +316,10 @@ impl Services {
             Targets::default(),
             Outcome::Success,
         );
-        self.committer
-            .run(move |tx| {
-                Box::pin(async move {
-                    tx.insert_admin(id, &name, now).await?;
-                    tx.append_audit(event).await?;
-                    Ok(())
-                })
-            })
-            .await?;
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move { tx.insert_admin(id, &name, now).await })
+        })
+        .await?;
         Ok(id)
     }
 

@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 };
 
 pub use audit::AuditQuery;
-pub use committer::GroupCommitter;
+pub use committer::{BoxFuture, GroupCommitter};
 pub use migrations::MigrationStatus;
 pub use tx::Tx;
 
