@@ -7,6 +7,7 @@
 //! dialects differ (schema, dump, copy before migration) the code says so.
 //! The conformance suite in `tests/it` runs every test against both.
 
+mod accounts;
 mod audit;
 mod committer;
 mod migrations;
@@ -22,6 +23,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use accounts::{AccountHolder, AccountRecord, ActivationRecord, SessionRecord, TotpRecord};
 pub use audit::AuditQuery;
 pub use committer::{BoxFuture, GroupCommitter};
 pub use migrations::MigrationStatus;

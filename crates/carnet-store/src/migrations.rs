@@ -24,6 +24,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "audit",
         include_str!("../migrations/sqlite/0002_audit.sql"),
     ),
+    (
+        3,
+        "accounts",
+        include_str!("../migrations/sqlite/0003_accounts.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -37,6 +42,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "audit",
         include_str!("../migrations/postgres/0002_audit.sql"),
+    ),
+    (
+        3,
+        "accounts",
+        include_str!("../migrations/postgres/0003_accounts.sql"),
     ),
 ];
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod accounts;
 mod audit;
 mod migrations;
 mod practices;

@@ -1,0 +1,376 @@
+use carnet_domain::{
+    Address, AdminId, Member, MemberId, MemberName, Phone, Practice, PracticeId, PracticeName,
+    Profession, ProfessionalIdState, Role, Timestamp,
+};
+use carnet_store::{AccountHolder, Store, StoreError};
+use uuid::Uuid;
+
+use crate::support::conformance;
+
+conformance!(
+    accounts_of_members_and_admins_are_found_by_login_and_id,
+    activation_codes_are_replaced_counted_and_used,
+    sessions_are_stored_updated_and_revoked,
+    recovery_codes_work_once_and_totp_steps_are_kept,
+    password_failures_count_since_the_last_unlock,
+);
+
+const T0: i64 = 1_795_429_020_000;
+
+fn at(offset: i64) -> Timestamp {
+    Timestamp::from_unix_millis(T0 + offset)
+}
+
+/// A practice with one holder, and a platform administrator.
+async fn world(store: &Store) -> (PracticeId, MemberId, AdminId) {
+    let practice = Practice {
+        id: PracticeId::new_v7(1, &[1; 10]),
+        name: PracticeName::parse("Cabinet").expect("valid"),
+        address: Address::parse("1 rue Haute").expect("valid"),
+        profession: Profession::Nurse,
+        created_at: at(0),
+    };
+    let member = Member {
+        id: MemberId::new_v7(2, &[2; 10]),
+        practice_id: practice.id,
+        name: MemberName::parse("Anne Martin").expect("valid"),
+        role: Role::Holder,
+        phone: Phone::parse("0612345678").expect("valid"),
+        professional_id: Some(
+            carnet_domain::ProfessionalId::parse("rpps", "10000005479").expect("valid"),
+        ),
+        professional_id_state: ProfessionalIdState::Pending,
+        created_at: at(0),
+    };
+    let admin = AdminId::new_v7(3, &[3; 10]);
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_practice(&practice).await.expect("practice");
+    tx.insert_member(&member).await.expect("member");
+    tx.insert_admin(admin, "Admin", at(0)).await.expect("admin");
+    tx.commit().await.expect("commit");
+    (practice.id, member.id, admin)
+}
+
+fn holder(practice_id: PracticeId, member_id: MemberId) -> AccountHolder {
+    AccountHolder::Member {
+        member_id,
+        practice_id,
+        role: Role::Holder,
+    }
+}
+
+async fn accounts_of_members_and_admins_are_found_by_login_and_id(store: &Store) {
+    let (practice, member, admin) = world(store).await;
+    let (member_account, admin_account) = (Uuid::from_u128(10), Uuid::from_u128(11));
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_account(
+        member_account,
+        &holder(practice, member),
+        "anne@example.fr",
+        "$argon2id$x",
+        at(1),
+    )
+    .await
+    .expect("member account");
+    tx.insert_account(
+        admin_account,
+        &AccountHolder::Admin(admin),
+        "admin@example.fr",
+        "$argon2id$y",
+        at(1),
+    )
+    .await
+    .expect("admin account");
+    let duplicate = tx
+        .insert_account(
+            Uuid::from_u128(12),
+            &AccountHolder::Admin(admin),
+            "other@example.fr",
+            "h",
+            at(1),
+        )
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict)),
+        "one account per admin"
+    );
+    tx.rollback().await.expect("rollback");
+
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_account(
+        member_account,
+        &holder(practice, member),
+        "anne@example.fr",
+        "$argon2id$x",
+        at(1),
+    )
+    .await
+    .expect("member account");
+    tx.insert_account(
+        admin_account,
+        &AccountHolder::Admin(admin),
+        "admin@example.fr",
+        "$argon2id$y",
+        at(1),
+    )
+    .await
+    .expect("admin account");
+    let found = tx
+        .account_by_login("anne@example.fr")
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(found.holder, holder(practice, member));
+    assert_eq!(found.name, "Anne Martin");
+    let admin_found = tx
+        .account(admin_account)
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(admin_found.holder, AccountHolder::Admin(admin));
+    assert_eq!(admin_found.name, "Admin");
+    assert!(
+        tx.account_by_login("nobody@example.fr")
+            .await
+            .expect("query")
+            .is_none()
+    );
+    tx.change_password(member_account, "$argon2id$new", at(5))
+        .await
+        .expect("change");
+    tx.rehash_password(admin_account, "$argon2id$rehashed")
+        .await
+        .expect("rehash");
+    let changed = tx
+        .account(member_account)
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(
+        (changed.password_hash.as_str(), changed.password_changed_at),
+        ("$argon2id$new", at(5))
+    );
+    let rehashed = tx
+        .account(admin_account)
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(
+        (
+            rehashed.password_hash.as_str(),
+            rehashed.password_changed_at
+        ),
+        ("$argon2id$rehashed", at(1))
+    );
+    tx.commit().await.expect("commit");
+}
+
+async fn activation_codes_are_replaced_counted_and_used(store: &Store) {
+    let (practice, member, _) = world(store).await;
+    let mut tx = store.transaction().await.expect("begin");
+    tx.put_activation_code(member, practice, "BCDF", &[1; 32], at(0), at(100))
+        .await
+        .expect("code");
+    tx.put_activation_code(member, practice, "GHJK", &[2; 32], at(1), at(101))
+        .await
+        .expect("replace");
+    assert!(
+        tx.activation_codes_with_prefix("BCDF")
+            .await
+            .expect("query")
+            .is_empty(),
+        "replaced"
+    );
+    tx.activation_code_failed("GHJK").await.expect("fail");
+    tx.activation_code_failed("GHJK").await.expect("fail");
+    let codes = tx
+        .activation_codes_with_prefix("GHJK")
+        .await
+        .expect("query");
+    assert_eq!(codes.len(), 1);
+    assert_eq!(
+        (codes[0].failures, codes[0].expires_at, codes[0].used_at),
+        (2, at(101), None)
+    );
+    assert_eq!(codes[0].code_hash, vec![2; 32]);
+    tx.activation_code_used(member, at(3)).await.expect("use");
+    assert_eq!(
+        tx.activation_codes_with_prefix("GHJK")
+            .await
+            .expect("query")[0]
+            .used_at,
+        Some(at(3))
+    );
+    tx.commit().await.expect("commit");
+}
+
+async fn sessions_are_stored_updated_and_revoked(store: &Store) {
+    let (practice, member, _) = world(store).await;
+    let account = Uuid::from_u128(10);
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_account(
+        account,
+        &holder(practice, member),
+        "anne@example.fr",
+        "h",
+        at(0),
+    )
+    .await
+    .expect("account");
+    for n in 1..=3u8 {
+        tx.insert_session(
+            Uuid::from_u128(u128::from(n)),
+            &[n; 32],
+            account,
+            at(i64::from(n)),
+            at(1000),
+        )
+        .await
+        .expect("session");
+    }
+    let mut first = tx
+        .session_by_token_hash(&[1; 32])
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(
+        (first.last_seen_at, first.second_factor_at, first.revoked_at),
+        (at(1), None, None)
+    );
+    first.last_seen_at = at(50);
+    first.second_factor_at = Some(at(40));
+    first.totp_step = Some(7);
+    first.totp_tries = 2;
+    tx.update_session(&first).await.expect("update");
+    assert_eq!(
+        tx.session_by_token_hash(&[1; 32]).await.expect("query"),
+        Some(first.clone())
+    );
+    assert!(
+        tx.session_by_token_hash(&[9; 32])
+            .await
+            .expect("query")
+            .is_none()
+    );
+    assert_eq!(
+        tx.revoke_sessions_of(account, Some(first.id), at(60))
+            .await
+            .expect("revoke"),
+        2
+    );
+    let sessions = tx.sessions_of(account).await.expect("list");
+    assert_eq!(sessions.len(), 3);
+    assert_eq!(
+        sessions.iter().filter(|s| s.revoked_at.is_some()).count(),
+        2
+    );
+    assert_eq!(
+        tx.revoke_sessions_of(account, None, at(70))
+            .await
+            .expect("revoke"),
+        1
+    );
+    tx.commit().await.expect("commit");
+}
+
+async fn recovery_codes_work_once_and_totp_steps_are_kept(store: &Store) {
+    let (practice, member, _) = world(store).await;
+    let account = Uuid::from_u128(10);
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_account(
+        account,
+        &holder(practice, member),
+        "anne@example.fr",
+        "h",
+        at(0),
+    )
+    .await
+    .expect("account");
+    tx.put_recovery_codes(account, &[[1; 32], [2; 32]], at(0))
+        .await
+        .expect("codes");
+    assert!(
+        tx.use_recovery_code(account, &[1; 32], at(1))
+            .await
+            .expect("use")
+    );
+    assert!(
+        !tx.use_recovery_code(account, &[1; 32], at(2))
+            .await
+            .expect("use"),
+        "single use"
+    );
+    assert!(
+        !tx.use_recovery_code(account, &[3; 32], at(2))
+            .await
+            .expect("use"),
+        "unknown"
+    );
+    tx.put_totp(account, b"sealed", at(0)).await.expect("totp");
+    let fresh = tx.totp(account).await.expect("query").expect("found");
+    assert_eq!((fresh.confirmed_at, fresh.last_used_step), (None, None));
+    tx.totp_used(account, 42, at(5)).await.expect("used");
+    tx.totp_used(account, 43, at(6)).await.expect("used");
+    let used = tx.totp(account).await.expect("query").expect("found");
+    assert_eq!(
+        (used.confirmed_at, used.last_used_step),
+        (Some(at(5)), Some(43))
+    );
+    tx.commit().await.expect("commit");
+}
+
+async fn password_failures_count_since_the_last_unlock(store: &Store) {
+    let (practice, member, _) = world(store).await;
+    let account = Uuid::from_u128(10);
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_account(
+        account,
+        &holder(practice, member),
+        "anne@example.fr",
+        "h",
+        at(0),
+    )
+    .await
+    .expect("account");
+    for n in 1..=5 {
+        tx.record_auth_failure(account, "password", at(n))
+            .await
+            .expect("failure");
+    }
+    tx.record_auth_failure(account, "totp", at(6))
+        .await
+        .expect("failure");
+    assert_eq!(
+        tx.password_failures_since(account, at(0))
+            .await
+            .expect("count"),
+        (5, Some(at(5)))
+    );
+    assert_eq!(
+        tx.password_failures_since(account, at(3))
+            .await
+            .expect("count")
+            .0,
+        3
+    );
+    tx.unlock_account(account, Some(member), at(10))
+        .await
+        .expect("unlock");
+    assert_eq!(
+        tx.password_failures_since(account, at(0))
+            .await
+            .expect("count"),
+        (0, None)
+    );
+    tx.record_auth_failure(account, "password", at(11))
+        .await
+        .expect("failure");
+    assert_eq!(
+        tx.password_failures_since(account, at(0))
+            .await
+            .expect("count")
+            .0,
+        1
+    );
+    tx.commit().await.expect("commit");
+}
