@@ -70,6 +70,9 @@ const ACCOUNT_QUERY: &str = "SELECT a.id, a.member_id, a.practice_id, a.admin_id
      FROM accounts a LEFT JOIN members m ON m.id = a.member_id \
      LEFT JOIN platform_admins p ON p.id = a.admin_id";
 
+/// (member, practice, code hash, expires at, used at, failures).
+type ActivationRow = (Uuid, Uuid, Vec<u8>, i64, Option<i64>, i64);
+
 const SESSION_COLUMNS: &str = "id, account_id, created_at, last_seen_at, expires_at, \
      second_factor_at, authenticated_at, revoked_at, totp_step, totp_tries";
 
