@@ -164,14 +164,13 @@ impl Tx {
         prefix: &str,
     ) -> Result<Vec<ActivationRecord>, StoreError> {
         on_tx!(self, |conn| {
-            let rows: Vec<(uuid::Uuid, uuid::Uuid, Vec<u8>, i64, Option<i64>, i64)> =
-                sqlx::query_as(
-                    "SELECT member_id, practice_id, code_hash, expires_at, used_at, failures \
+            let rows: Vec<ActivationRow> = sqlx::query_as(
+                "SELECT member_id, practice_id, code_hash, expires_at, used_at, failures \
                  FROM activation_codes WHERE code_prefix = $1",
-                )
-                .bind(prefix)
-                .fetch_all(&mut *conn)
-                .await?;
+            )
+            .bind(prefix)
+            .fetch_all(&mut *conn)
+            .await?;
             Ok(rows
                 .into_iter()
                 .map(
