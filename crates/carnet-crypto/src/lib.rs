@@ -123,6 +123,11 @@ impl InstanceKey {
         self.0.to_file_text()
     }
 
+    /// Key material derived from the instance key for one purpose (HKDF-SHA-256).
+    pub fn derive(&self, purpose: &str) -> Result<KeyMaterial, CryptoError> {
+        sealing::derive(&self.0, purpose)
+    }
+
     /// A value derived from the key that proves, without revealing it, which key a
     /// database was created with. Stored in the database at creation and compared at
     /// every start, so a server never runs on a key that cannot open its data.
@@ -144,6 +149,11 @@ impl fmt::Debug for InstanceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("InstanceKey(<redacted>)")
     }
+}
+
+/// Compares two byte strings in constant time (for their common length).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 /// SHA-256 of `data`, for hashing tokens and certificates before they are stored.

@@ -42,6 +42,25 @@ impl TotpSecret {
         Self(Zeroizing::new(bytes))
     }
 
+    /// Reads a base32 secret (as shown at enrolment); `None` if it is not base32.
+    pub fn from_base32(text: &str) -> Option<Self> {
+        const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let mut bytes = Vec::new();
+        let (mut buffer, mut bits) = (0u32, 0u32);
+        for symbol in text.trim_end_matches('=').bytes() {
+            let value = ALPHABET
+                .iter()
+                .position(|c| *c == symbol.to_ascii_uppercase())?;
+            buffer = (buffer << 5) | u32::try_from(value).ok()?;
+            bits += 5;
+            if bits >= 8 {
+                bytes.push(u8::try_from((buffer >> (bits - 8)) & 0xff).ok()?);
+                bits -= 8;
+            }
+        }
+        Some(Self::from_bytes(bytes))
+    }
+
     /// The raw secret, to be sealed before storage.
     pub fn expose(&self) -> &[u8] {
         &self.0

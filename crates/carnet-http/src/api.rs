@@ -34,6 +34,7 @@ use crate::{ApiError, AppState};
         (name = "health", description = "Liveness and readiness"),
         (name = "practices", description = "Practices (cabinets), members, professional numbers"),
         (name = "audit", description = "The audit trail: who did what, when"),
+        (name = "auth", description = "Activation, sign-in, second factor, sessions"),
     )
 )]
 struct ApiDoc;
@@ -47,6 +48,17 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             list_professional_id_decisions,
             decide_professional_id
         ))
+        .routes(routes!(crate::auth::issue_activation_code))
+        .routes(routes!(crate::auth::activate))
+        .routes(routes!(crate::auth::login))
+        .routes(routes!(crate::auth::start_totp_enrolment))
+        .routes(routes!(crate::auth::verify_totp))
+        .routes(routes!(crate::auth::use_recovery_code))
+        .routes(routes!(crate::auth::unlock))
+        .routes(routes!(crate::auth::logout))
+        .routes(routes!(crate::auth::my_sessions))
+        .routes(routes!(crate::auth::revoke_session))
+        .routes(routes!(crate::auth::change_password))
         .routes(routes!(crate::audit::practice_audit_events))
         .routes(routes!(crate::audit::patient_access_history))
         .routes(routes!(crate::audit::instance_audit_events))
@@ -82,9 +94,14 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        caller_of(parts, &state.settings)
-            .map(Self)
-            .ok_or_else(ApiError::unauthenticated)
+        if let Some(caller) = caller_of(parts, &state.settings) {
+            return Ok(Self(caller));
+        }
+        Err(match parts.extensions.get::<crate::SessionProblem>() {
+            Some(crate::SessionProblem::Locked) => ApiError::session_locked(),
+            Some(crate::SessionProblem::SecondFactorRequired) => ApiError::second_factor_required(),
+            Some(crate::SessionProblem::Invalid) | None => ApiError::unauthenticated(),
+        })
     }
 }
 
@@ -131,7 +148,7 @@ pub(crate) fn practice_id(text: &str) -> Result<PracticeId, ApiError> {
         .map_err(|_| ApiError::invalid_id("practice_id"))
 }
 
-fn member_id(text: &str) -> Result<MemberId, ApiError> {
+pub(crate) fn member_id(text: &str) -> Result<MemberId, ApiError> {
     text.parse().map_err(|_| ApiError::invalid_id("member_id"))
 }
 

@@ -54,6 +54,22 @@ impl ApiError {
         )
     }
 
+    pub fn session_locked() -> Self {
+        Self::new(
+            StatusCode::LOCKED,
+            "session_locked",
+            "Session verrouillée après inactivité : saisissez votre mot de passe pour continuer.",
+        )
+    }
+
+    pub fn second_factor_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "second_factor_required",
+            "Vérifiez votre second facteur pour continuer.",
+        )
+    }
+
     pub fn invalid_json() -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -127,7 +143,7 @@ impl ApiError {
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         let status = match &error {
-            ServiceError::Forbidden => StatusCode::FORBIDDEN,
+            ServiceError::Forbidden | ServiceError::AccountLocked => StatusCode::FORBIDDEN,
             ServiceError::NotFound => StatusCode::NOT_FOUND,
             ServiceError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::Conflict => StatusCode::CONFLICT,
@@ -140,6 +156,8 @@ impl From<ServiceError> for ApiError {
                 tracing::error!("random source failed");
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ServiceError::Authentication { .. } => StatusCode::UNAUTHORIZED,
+            ServiceError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
         };
         let field = match &error {
             ServiceError::Invalid { field, .. } => Some(*field),

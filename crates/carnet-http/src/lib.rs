@@ -11,9 +11,11 @@
 mod api;
 mod assets;
 mod audit;
+mod auth;
 mod error;
 mod middleware;
 mod pages;
+mod session;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use carnet_service::Services;
 pub use api::{api_routes, openapi_document};
 pub use error::ApiError;
 pub use middleware::{CONTENT_SECURITY_POLICY, with_middleware};
+pub use session::{SESSION_COOKIE, SessionProblem};
 
 /// The HTTP settings the binary's configuration decides.
 #[derive(Clone, Debug)]
@@ -83,7 +86,16 @@ pub struct AppState {
 /// The whole application: routes and middleware.
 pub fn app(state: AppState) -> Router {
     let settings = state.settings.clone();
-    with_middleware(routes(state), &settings)
+    let routes = routes(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::resolve_session,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            session::csrf_guard,
+        ));
+    with_middleware(routes, &settings)
 }
 
 /// The routes without middleware (tests wrap them with extra routes or layers).

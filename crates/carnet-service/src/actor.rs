@@ -22,6 +22,8 @@ pub enum Actor {
         member_id: MemberId,
         role: Role,
     },
+    /// Nobody signed in (sign-in and activation attempts): may do nothing else.
+    Anonymous,
 }
 
 /// An actor and the request it came with: what the audit trail records about "who".
@@ -63,6 +65,7 @@ impl Caller {
                 role: Some(role.as_str()),
                 ..AuditActor::of_kind(ActorKind::Member)
             },
+            Actor::Anonymous => AuditActor::of_kind(ActorKind::Anonymous),
         }
     }
 }
@@ -125,7 +128,8 @@ impl Services {
         let allowed = match (&caller.actor, action) {
             (Actor::Operator, PracticeAction::ViewMembers | PracticeAction::AddMember) => true,
             (Actor::Operator, PracticeAction::DecideProfessionalId | PracticeAction::ReadAudit)
-            | (Actor::PlatformAdmin(_), PracticeAction::ReadAudit) => false,
+            | (Actor::PlatformAdmin(_), PracticeAction::ReadAudit)
+            | (Actor::Anonymous, _) => false,
             (Actor::PlatformAdmin(admin), _) => self.store.admin_exists(*admin).await?,
             (
                 Actor::Member {

@@ -119,7 +119,7 @@ impl Services {
         let allowed = match &caller.actor {
             Actor::Operator => true,
             Actor::PlatformAdmin(admin) => self.store.admin_exists(*admin).await?,
-            Actor::Member { .. } => false,
+            Actor::Member { .. } | Actor::Anonymous => false,
         };
         if !allowed {
             return Err(ServiceError::Forbidden);

@@ -7,6 +7,7 @@
 
 mod actor;
 mod audit;
+mod auth;
 mod instance;
 mod practices;
 
@@ -18,6 +19,7 @@ use carnet_store::{BoxFuture, GroupCommitter, Store, StoreError, Tx};
 
 pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
 pub use audit::{AuditFilter, ChainReport};
+pub use auth::{AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEnrolment};
 pub use instance::{InstanceKeyCheck, Readiness};
 pub use practices::{NewMemberInput, NewPracticeInput, ProfessionalIdDecision};
 
@@ -44,6 +46,18 @@ pub enum ServiceError {
     /// The random source failed: nothing is created with weak randomness.
     #[error("Le service est momentanément indisponible.")]
     Randomness,
+    /// Sign-in refused (wrong login, password, code); the message says no more.
+    #[error("{message}")]
+    Authentication { message: String },
+    /// Too many failed passwords in 24 hours: the password path is locked.
+    #[error(
+        "Trop d'échecs : la connexion par mot de passe est bloquée. Un titulaire peut la \
+         débloquer ; sinon elle se débloque au bout de 24 heures."
+    )]
+    AccountLocked,
+    /// Wait before trying again.
+    #[error("Trop de tentatives : réessayez dans {retry_after_seconds} secondes.")]
+    TooManyAttempts { retry_after_seconds: i64 },
 }
 
 impl ServiceError {
@@ -62,6 +76,9 @@ impl ServiceError {
             Self::Invalid { .. } => "invalid_input",
             Self::Conflict => "conflict",
             Self::Unavailable(_) | Self::Randomness => "unavailable",
+            Self::Authentication { .. } => "authentication_failed",
+            Self::AccountLocked => "account_locked",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
         }
     }
 }
@@ -81,6 +98,7 @@ impl From<StoreError> for ServiceError {
 pub struct Services {
     store: Store,
     committer: GroupCommitter,
+    auth: auth::SharedAuthKit,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
 }
@@ -98,13 +116,34 @@ impl Services {
     pub const GROUP_COMMIT_BATCH: usize = 64;
 
     /// Builds the services and starts the audited writer on the current tokio runtime.
+    ///
+    /// Authentication starts with default settings and a throw-away key (fine for tests):
+    /// the server calls [`Services::with_auth`] with the configured settings and the
+    /// instance key.
     pub fn new(store: Store, clock: Arc<dyn Clock>, random: Arc<dyn RandomSource>) -> Self {
+        let root = carnet_crypto::KeyMaterial::generate(random.as_ref())
+            .expect("the operating system's random source works at start");
+        let auth = auth::AuthKit::new(auth::AuthSettings::default(), &root, random.as_ref())
+            .expect("default authentication settings are valid");
         Self {
             committer: GroupCommitter::start(store.clone(), Self::GROUP_COMMIT_BATCH),
+            auth: Arc::new(auth),
             store,
             clock,
             random,
         }
+    }
+
+    /// Configures authentication: settings from configuration, keys derived from the
+    /// instance key (so activation codes and TOTP secrets survive restarts).
+    pub fn with_auth(
+        mut self,
+        settings: AuthSettings,
+        instance_key: &carnet_crypto::InstanceKey,
+    ) -> Result<Self, carnet_crypto::CryptoError> {
+        let root = instance_key.derive("carnet/authentication/v1")?;
+        self.auth = Arc::new(auth::AuthKit::new(settings, &root, self.random.as_ref())?);
+        Ok(self)
     }
 
     pub fn now(&self) -> Timestamp {

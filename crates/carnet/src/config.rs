@@ -64,6 +64,9 @@ pub struct Config {
     pub tls_key_file: String,
     pub trusted_proxies: Vec<String>,
     pub idle_lock_minutes: u32,
+    pub password_hash_memory_kib: u32,
+    pub password_hash_iterations: u32,
+    pub password_hash_parallelism: u32,
     pub session_lifetime_hours: u32,
     pub blur_after_seconds: u32,
     pub body_limit_bytes: u64,
@@ -90,6 +93,9 @@ impl Default for Config {
             tls_key_file: String::new(),
             trusted_proxies: Vec::new(),
             idle_lock_minutes: 15,
+            password_hash_memory_kib: 19 * 1024,
+            password_hash_iterations: 2,
+            password_hash_parallelism: 1,
             session_lifetime_hours: 12,
             blur_after_seconds: 120,
             body_limit_bytes: 1024 * 1024,
@@ -243,6 +249,28 @@ pub const FIELDS: &[Field] = &[
         kind: Kind::Integer,
         secret: false,
         doc: "A session locks after this many minutes without activity (1 to 30).",
+        example: None,
+    },
+    Field {
+        key: "password_hash_memory_kib",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "Argon2id memory per password hash, in KiB (at least 19456, the OWASP\n\
+              minimum). Hashes made with other parameters are redone at the next sign-in.",
+        example: None,
+    },
+    Field {
+        key: "password_hash_iterations",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "Argon2id passes (at least 2).",
+        example: None,
+    },
+    Field {
+        key: "password_hash_parallelism",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "Argon2id lanes (1 to 16).",
         example: None,
     },
     Field {
@@ -460,6 +488,20 @@ impl Config {
             self.data_dir.join("instance.key")
         } else {
             PathBuf::from(&self.instance_key_file)
+        }
+    }
+
+    /// Authentication settings for the services.
+    pub fn auth_settings(&self) -> carnet_service::AuthSettings {
+        carnet_service::AuthSettings {
+            hashing_cost: carnet_crypto::HashingCost {
+                memory_kib: self.password_hash_memory_kib,
+                iterations: self.password_hash_iterations,
+                parallelism: self.password_hash_parallelism,
+            },
+            idle_lock: std::time::Duration::from_mins(self.idle_lock_minutes.into()),
+            session_lifetime: std::time::Duration::from_hours(self.session_lifetime_hours.into()),
+            ..carnet_service::AuthSettings::default()
         }
     }
 

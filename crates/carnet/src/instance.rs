@@ -110,7 +110,11 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
         .migrate(Some(&data_dir.join("pre-migration")))
         .await
         .map_err(|error| CliError::refusal(format!("migration de la base impossible ({error})")))?;
-    let services = Services::new(store.clone(), Arc::new(SystemClock), Arc::new(SystemRandom));
+    let services = Services::new(store.clone(), Arc::new(SystemClock), Arc::new(SystemRandom))
+        .with_auth(config.auth_settings(), &key)
+        .map_err(|error| {
+            CliError::refusal(format!("paramètres d'authentification refusés ({error})"))
+        })?;
     match services.check_instance_key(&key).await {
         Ok(InstanceKeyCheck::Matches | InstanceKeyCheck::Recorded) => {}
         Ok(InstanceKeyCheck::Mismatch) => {

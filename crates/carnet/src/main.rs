@@ -8,6 +8,7 @@ mod config;
 mod config_command;
 mod exit;
 mod instance;
+mod member;
 mod migrate;
 mod output;
 mod practice;
@@ -53,6 +54,9 @@ enum Command {
     /// Practices of the local instance.
     #[command(subcommand)]
     Practice(practice::PracticeCommand),
+    /// Members of the local instance's practices (first holders, activation codes).
+    #[command(subcommand)]
+    Member(member::MemberCommand),
     /// The audit trail: verify it, sign checkpoints.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -103,6 +107,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             Command::Config(command) => config_command::run(&config, command),
             Command::Practice(command) => practice::run(&config, command).await,
             Command::Audit(command) => audit::run(&config, command).await,
+            Command::Member(command) => member::run(&config, command).await,
         }
     })
 }

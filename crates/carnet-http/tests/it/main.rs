@@ -3,6 +3,7 @@
 
 mod api;
 mod audit;
+mod auth;
 mod generated;
 mod middleware;
 mod support;

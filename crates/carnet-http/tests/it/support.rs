@@ -14,6 +14,7 @@ use tower::ServiceExt as _;
 pub struct TestApp {
     pub state: AppState,
     pub store: Store,
+    pub clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -26,10 +27,11 @@ pub async fn test_app(settings: HttpSettings) -> TestApp {
     let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(
         1_795_429_020_000,
     )));
-    let services = Services::new(store.clone(), clock, Arc::new(SystemRandom));
+    let services = Services::new(store.clone(), clock.clone(), Arc::new(SystemRandom));
     TestApp {
         state: AppState { services, settings },
         store,
+        clock,
         _dir: dir,
     }
 }

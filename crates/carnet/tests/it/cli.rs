@@ -116,6 +116,8 @@ fn the_committed_cli_reference_is_current() {
         vec!["config", "example"],
         vec!["practice", "create"],
         vec!["practice", "list"],
+        vec!["member", "add-holder"],
+        vec!["member", "activation-code"],
         vec!["audit", "verify"],
         vec!["audit", "checkpoint"],
     ] {

@@ -1,0 +1,203 @@
+//! Sessions on the wire: the `__Host-` cookie, the middleware that turns it into an
+//! `Actor` (or a reason for refusal), and the CSRF check on state-changing requests.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use carnet_service::SessionState;
+
+use crate::{ApiError, AppState};
+
+/// The session cookie: `__Host-` (Secure, no Domain, Path=/), HttpOnly, SameSite=Strict.
+pub const SESSION_COOKIE: &str = "__Host-carnet-session";
+
+/// Why a request with a session cookie carries no actor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionProblem {
+    /// Idle for too long: 423 and the lock screen.
+    Locked,
+    /// The second factor is still due.
+    SecondFactorRequired,
+    /// Unknown, forged, expired or revoked.
+    Invalid,
+}
+
+/// The raw session token of the request, for the endpoints that act on the session.
+#[derive(Clone, Debug)]
+pub struct SessionToken(pub String);
+
+/// The session cookie's value, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// `Set-Cookie` for a new session token.
+pub fn session_cookie_header(token: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict"
+    ))
+    .unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "__Host-carnet-session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
+        )
+    })
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn clear_session_cookie() -> HeaderValue {
+    HeaderValue::from_static(
+        "__Host-carnet-session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
+    )
+}
+
+/// Resolves the session cookie into an `Actor` (active session) or a `SessionProblem`.
+/// If the session store cannot answer, the request is refused (503): never served as
+/// if signed out or signed in.
+pub async fn resolve_session(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = session_cookie(request.headers()) {
+        let resolved = state.services.resolve_session(&token).await;
+        match resolved {
+            Ok(SessionState::Active { actor, .. }) => {
+                request.extensions_mut().insert(actor);
+            }
+            Ok(SessionState::Locked { .. }) => {
+                request.extensions_mut().insert(SessionProblem::Locked);
+            }
+            Ok(SessionState::SecondFactorRequired { .. }) => {
+                request
+                    .extensions_mut()
+                    .insert(SessionProblem::SecondFactorRequired);
+            }
+            Ok(SessionState::Invalid) => {
+                request.extensions_mut().insert(SessionProblem::Invalid);
+            }
+            Err(error) => return ApiError::from(error).into_response(),
+        }
+        request.extensions_mut().insert(SessionToken(token));
+    }
+    next.run(request).await
+}
+
+/// Refuses state-changing requests sent by another site: `Sec-Fetch-Site` must be
+/// same-origin (or none: typed by the user), and `Origin`, when sent, must be ours.
+/// SameSite=Strict already keeps the cookie off cross-site requests; this is the second
+/// wall (and covers same-site subdomains).
+pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if !safe && !same_origin(request.headers(), state.settings.https) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "Requête refusée : elle ne vient pas de Carnet.",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+fn same_origin(headers: &HeaderMap, https: bool) -> bool {
+    if let Some(site) = headers
+        .get("sec-fetch-site")
+        .and_then(|value| value.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return false;
+    }
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return true;
+    };
+    let Some(host) = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let scheme = if https { "https" } else { "http" };
+    origin == format!("{scheme}://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn same_origin_requests_pass_and_cross_site_ones_do_not() {
+        assert!(same_origin(
+            &headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080")
+            ]),
+            false
+        ));
+        assert!(same_origin(
+            &headers(&[("sec-fetch-site", "same-origin")]),
+            false
+        ));
+        assert!(
+            same_origin(&headers(&[]), false),
+            "non-browser clients send neither"
+        );
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "cross-site")]),
+            false
+        ));
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "same-site")]),
+            false
+        ));
+        assert!(!same_origin(
+            &headers(&[
+                ("host", "carnet.example"),
+                ("origin", "https://evil.example")
+            ]),
+            true
+        ));
+        assert!(!same_origin(
+            &headers(&[
+                ("host", "carnet.example"),
+                ("origin", "http://carnet.example")
+            ]),
+            true
+        ));
+        assert!(
+            !same_origin(&headers(&[("origin", "https://carnet.example")]), true),
+            "no Host"
+        );
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let map = headers(&[("cookie", "a=1; __Host-carnet-session=abc; b=2")]);
+        assert_eq!(session_cookie(&map).as_deref(), Some("abc"));
+        assert_eq!(
+            session_cookie(&headers(&[("cookie", "carnet-session=abc")])),
+            None
+        );
+    }
+}

@@ -1,0 +1,853 @@
+//! Accounts and sessions over HTTP: activation, sign-in with the mandatory second
+//! factor, idle lock, expiry, revocation, throttling, CSRF — with an injected clock.
+
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode};
+use carnet_crypto::TotpSecret;
+use carnet_domain::{MemberId, PracticeId};
+use carnet_http::HttpSettings;
+use carnet_service::{Actor, Caller, NewMemberInput, NewPracticeInput, PracticeAction};
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, assert_envelope, json, send, test_app};
+
+/// Routes that need no session at all.
+pub const PUBLIC_ROUTES: [&str; 2] = ["/api/v1/auth/activate", "/api/v1/auth/login"];
+/// Routes of the sign-in flow itself: they act on a session that is not (yet) active.
+const SESSION_FLOW_ROUTES: [&str; 5] = [
+    "/api/v1/auth/totp/enrolment",
+    "/api/v1/auth/totp",
+    "/api/v1/auth/recovery",
+    "/api/v1/auth/unlock",
+    "/api/v1/auth/logout",
+];
+
+const PASSWORD: &str = "Tilleul-Marée-42-Orage!";
+const LOGIN: &str = "anne.martin@example.fr";
+
+/// A practice with a holder who has an activation code; returns (practice, member, code).
+async fn holder_with_code(test: &TestApp) -> (PracticeId, MemberId, String) {
+    let services = &test.state.services;
+    let operator = Caller::operator();
+    let practice = services
+        .create_practice(
+            &operator,
+            &NewPracticeInput {
+                name: "Cabinet".into(),
+                address: "1 rue Haute, 13001 Marseille".into(),
+                profession: "nurse".into(),
+            },
+        )
+        .await
+        .expect("practice");
+    let scope = services
+        .authorize(&operator, practice.id, PracticeAction::AddMember)
+        .await
+        .expect("scope");
+    let member = services
+        .add_member(
+            &scope,
+            &NewMemberInput {
+                name: "Anne Martin".into(),
+                role: "holder".into(),
+                phone: "0612345678".into(),
+                professional_id_kind: None,
+                professional_id_number: Some("10000005479".into()),
+            },
+        )
+        .await
+        .expect("holder");
+    let (code, _) = services
+        .issue_activation_code(&scope, member.id)
+        .await
+        .expect("code");
+    (practice.id, member.id, code)
+}
+
+fn request(method: &str, uri: &str, cookie: Option<&str>, body: Option<Value>) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(cookie) = cookie {
+        builder = builder.header("cookie", format!("__Host-carnet-session={cookie}"));
+    }
+    match body {
+        Some(body) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request"),
+        None => builder.body(Body::empty()).expect("request"),
+    }
+}
+
+fn cookie_of(response: &Response<Body>) -> String {
+    let header = response.headers()["set-cookie"].to_str().expect("ASCII");
+    assert!(
+        header.contains("Secure; HttpOnly; SameSite=Strict"),
+        "{header}"
+    );
+    assert!(header.starts_with("__Host-carnet-session="), "{header}");
+    header
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("token")
+}
+
+fn now_seconds(test: &TestApp) -> u64 {
+    u64::try_from(carnet_domain::Clock::now(test.clock.as_ref()).unix_millis() / 1000)
+        .expect("positive")
+}
+
+/// Activates the holder, enrols TOTP and completes the second factor: a signed-in
+/// session. Returns (practice, member, cookie, TOTP secret, recovery codes).
+async fn signed_in(test: &TestApp) -> (PracticeId, MemberId, String, TotpSecret, Vec<String>) {
+    let app = test.anonymous();
+    let (practice, member, code) = holder_with_code(test).await;
+    let (response, body) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/activate",
+            None,
+            Some(json!({"code": code.to_lowercase(), "login": LOGIN, "password": PASSWORD})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(
+        json(&body),
+        json!({"second_factor_required": true, "needs_enrolment": true})
+    );
+    let cookie = cookie_of(&response);
+    let (response, body) = send(
+        &app,
+        request("POST", "/api/v1/auth/totp/enrolment", Some(&cookie), None),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let enrolment = json(&body);
+    assert!(
+        enrolment["uri"]
+            .as_str()
+            .expect("uri")
+            .starts_with("otpauth://totp/Carnet:anne.martin%40example.fr?secret=")
+    );
+    let secret =
+        TotpSecret::from_base32(enrolment["secret"].as_str().expect("secret")).expect("base32");
+    let code = secret.code_at(now_seconds(test));
+    let (response, body) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&cookie),
+            Some(json!({"code": code})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let recovery: Vec<String> = json(&body)["recovery_codes"]
+        .as_array()
+        .expect("recovery codes at enrolment")
+        .iter()
+        .map(|code| code.as_str().expect("text").to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+    (practice, member, cookie, secret, recovery)
+}
+
+fn members_uri(practice: PracticeId) -> String {
+    format!("/api/v1/practices/{practice}/members")
+}
+
+#[tokio::test]
+async fn activation_then_totp_signs_in_and_the_session_acts_as_the_member() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, member, cookie, _, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    let (response, body) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&cookie), None),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(json(&body)[0]["id"], member.to_string());
+    let (response, body) = send(
+        &app,
+        request(
+            "GET",
+            &format!("/api/v1/practices/{practice}/audit-events?action=login_succeeded"),
+            Some(&cookie),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        json(&body)[0]["actor_account"],
+        member.to_string(),
+        "the sign-in is in the trail"
+    );
+}
+
+#[tokio::test]
+async fn an_activation_code_is_single_use_expires_and_dies_after_five_wrong_tries() {
+    let test = test_app(HttpSettings::default()).await;
+    let app = test.anonymous();
+    let (practice, member, code) = holder_with_code(&test).await;
+    let activate = |code: String, login: &str| {
+        request(
+            "POST",
+            "/api/v1/auth/activate",
+            None,
+            Some(json!({"code": code, "login": login, "password": PASSWORD})),
+        )
+    };
+    let (response, _) = send(&app, activate(code.clone(), LOGIN)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (response, body) = send(&app, activate(code.clone(), "other@example.fr")).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "single use");
+    assert_envelope(&body, "authentication_failed");
+
+    // A new code, expired after 72 hours.
+    let scope = test
+        .state
+        .services
+        .authorize(&Caller::operator(), practice, PracticeAction::AddMember)
+        .await
+        .expect("scope");
+    let (second, _) = test
+        .state
+        .services
+        .issue_activation_code(&scope, member)
+        .await
+        .expect("code");
+    test.clock.advance_millis(72 * 3600 * 1000 + 1);
+    let (response, _) = send(&app, activate(second, "x@example.fr")).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "expired");
+
+    // A fresh code dies after 5 wrong tries with its prefix, even if the 6th is right.
+    let (third, _) = test
+        .state
+        .services
+        .issue_activation_code(&scope, member)
+        .await
+        .expect("code");
+    let prefix: String = third.chars().take(4).collect();
+    for _ in 0..5 {
+        let (response, _) = send(
+            &app,
+            activate(format!("{prefix}-2222-2222"), "y@example.fr"),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let (response, _) = send(&app, activate(third, "y@example.fr")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "dead after 5 wrong tries"
+    );
+}
+
+#[tokio::test]
+async fn a_weak_password_is_refused_at_activation_with_the_rules_in_french() {
+    let test = test_app(HttpSettings::default()).await;
+    let app = test.anonymous();
+    let (_, _, code) = holder_with_code(&test).await;
+    let (response, body) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/activate",
+            None,
+            Some(json!({"code": code, "login": LOGIN, "password": "AnneMartin2026!"})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error = json(&body);
+    assert_eq!(error["error"]["field"], "password");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("ni votre nom"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn the_password_alone_never_opens_the_api() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, _, _, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": LOGIN, "password": PASSWORD})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let half = cookie_of(&response);
+    let (response, body) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&half), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_envelope(&body, "second_factor_required");
+}
+
+#[tokio::test]
+async fn a_totp_code_is_refused_when_replayed_and_after_three_tries_per_step() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, _, secret, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": LOGIN, "password": PASSWORD})),
+        ),
+    )
+    .await;
+    let cookie = cookie_of(&response);
+    // The code used at enrolment, in the same step: a replay (and the step's first try).
+    let now = now_seconds(&test);
+    let (response, body) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&cookie),
+            Some(json!({"code": secret.code_at(now)})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "replay refused"
+    );
+    assert_envelope(&body, "authentication_failed");
+    let next = secret.code_at(now + 30);
+    let wrong = format!(
+        "{:06}",
+        (next.parse::<u32>().expect("digits") + 1) % 1_000_000
+    );
+    for _ in 0..2 {
+        let (response, _) = send(
+            &app,
+            request(
+                "POST",
+                "/api/v1/auth/totp",
+                Some(&cookie),
+                Some(json!({"code": wrong})),
+            ),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The next step's code would be accepted (drift), but this step's 3 tries are spent.
+    let (response, body) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&cookie),
+            Some(json!({"code": next})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "3 tries per step"
+    );
+    assert_envelope(&body, "too_many_attempts");
+    test.clock.advance_millis(30_000);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&cookie),
+            Some(json!({"code": next})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the next step has its own tries"
+    );
+    let (response, _) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&cookie), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_recovery_code_works_once() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, _, _, recovery) = signed_in(&test).await;
+    let app = test.anonymous();
+    for expected in [StatusCode::NO_CONTENT, StatusCode::UNAUTHORIZED] {
+        let (response, _) = send(
+            &app,
+            request(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"login": LOGIN, "password": PASSWORD})),
+            ),
+        )
+        .await;
+        let cookie = cookie_of(&response);
+        let (response, _) = send(
+            &app,
+            request(
+                "POST",
+                "/api/v1/auth/recovery",
+                Some(&cookie),
+                Some(json!({"code": recovery[0]})),
+            ),
+        )
+        .await;
+        assert_eq!(response.status(), expected);
+        if expected == StatusCode::NO_CONTENT {
+            let (response, _) = send(
+                &app,
+                request("GET", &members_uri(practice), Some(&cookie), None),
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idle_session_locks_and_unlocks_with_the_password_then_expires_after_twelve_hours() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, cookie, _, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    test.clock.advance_millis(14 * 60 * 1000);
+    let (response, _) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&cookie), None),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "14 minutes idle: still open"
+    );
+    test.clock.advance_millis(15 * 60 * 1000 + 1);
+    let (response, body) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&cookie), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::LOCKED);
+    assert_envelope(&body, "session_locked");
+    assert!(
+        !String::from_utf8_lossy(&body).contains("Anne"),
+        "nothing of the record"
+    );
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/unlock",
+            Some(&cookie),
+            Some(json!({"password": "wrong"})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/unlock",
+            Some(&cookie),
+            Some(json!({"password": PASSWORD})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (response, _) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&cookie), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for _ in 0..50 {
+        test.clock.advance_millis(14 * 60 * 1000);
+        let _ = send(
+            &app,
+            request("GET", &members_uri(practice), Some(&cookie), None),
+        )
+        .await;
+    }
+    let (response, body) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&cookie), None),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "12 hours: expired however active"
+    );
+    assert_envelope(&body, "authentication_required");
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_refused_on_its_very_next_request() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, first, secret, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    test.clock.advance_millis(30_000);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": LOGIN, "password": PASSWORD})),
+        ),
+    )
+    .await;
+    let second = cookie_of(&response);
+    let code = secret.code_at(now_seconds(&test));
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&second),
+            Some(json!({"code": code})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, body) = send(
+        &app,
+        request("GET", "/api/v1/auth/sessions", Some(&second), None),
+    )
+    .await;
+    let sessions = json(&body);
+    let other = sessions
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|s| s["current"] == false)
+        .expect("the first session");
+    let uri = format!(
+        "/api/v1/auth/sessions/{}/revoke",
+        other["id"].as_str().expect("id")
+    );
+    let (response, _) = send(&app, request("POST", &uri, Some(&second), None)).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (response, _) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&first), None),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "revoked at once"
+    );
+    let (response, _) = send(
+        &app,
+        request("POST", "/api/v1/auth/logout", Some(&second), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .expect("ASCII")
+            .contains("Max-Age=0")
+    );
+    let (response, _) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&second), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "logged out");
+}
+
+#[tokio::test]
+async fn changing_the_password_revokes_the_other_sessions() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, first, secret, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    test.clock.advance_millis(30_000);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": LOGIN, "password": PASSWORD})),
+        ),
+    )
+    .await;
+    let second = cookie_of(&response);
+    let code = secret.code_at(now_seconds(&test));
+    let _ = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&second),
+            Some(json!({"code": code})),
+        ),
+    )
+    .await;
+    let change =
+        json!({"current_password": PASSWORD, "new_password": "Brume-Océan-77-Cerf-Volant?"});
+    let (response, body) = send(
+        &app,
+        request("POST", "/api/v1/auth/password", Some(&second), Some(change)),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::NO_CONTENT,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (response, _) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&first), None),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "other session revoked"
+    );
+    let (response, _) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&second), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK, "this one kept");
+}
+
+#[tokio::test]
+async fn an_attacker_gets_at_most_twenty_password_checks_per_day_and_unknown_accounts_look_the_same()
+ {
+    let test = test_app(HttpSettings::default()).await;
+    let _ = signed_in(&test).await;
+    let app = test.anonymous();
+    let attempt = |login: &str, password: &str| {
+        request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": login, "password": password})),
+        )
+    };
+    let (unknown, unknown_body) =
+        send(&app, attempt("nobody@example.fr", "Guess-1234-Guess!")).await;
+    let (known, known_body) = send(&app, attempt(LOGIN, "Guess-1234-Guess!")).await;
+    assert_eq!(unknown.status(), known.status());
+    assert_eq!(
+        unknown_body, known_body,
+        "the same answer for an unknown account"
+    );
+
+    let mut checked = 1;
+    let mut refused_without_check = 0;
+    for _ in 0..200 {
+        let (response, body) = send(&app, attempt(LOGIN, "Guess-1234-Guess!")).await;
+        match response.status() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused_without_check += 1,
+            StatusCode::FORBIDDEN => {
+                assert_envelope(&body, "account_locked");
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+        test.clock.advance_millis(60_000);
+    }
+    assert_eq!(checked, 20, "exactly 20 passwords checked before the lock");
+    assert!(
+        refused_without_check > 0,
+        "delays grew from the 5th failure"
+    );
+    let (response, _) = send(&app, attempt(LOGIN, PASSWORD)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "even the right password: locked"
+    );
+    test.clock.advance_millis(24 * 3600 * 1000);
+    let (response, _) = send(&app, attempt(LOGIN, PASSWORD)).await;
+    assert_eq!(response.status(), StatusCode::OK, "unlocked after 24 hours");
+}
+
+#[tokio::test]
+async fn a_cross_site_request_is_refused_even_with_a_valid_session() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, cookie, _, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    let staff = json!({"name": "Secrétaire", "role": "staff", "phone": "0611111111"});
+    let mut forged = request(
+        "POST",
+        &members_uri(practice),
+        Some(&cookie),
+        Some(staff.clone()),
+    );
+    forged
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().expect("header"));
+    forged
+        .headers_mut()
+        .insert("host", "carnet.example".parse().expect("header"));
+    let (response, body) = send(&app, forged).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_envelope(&body, "cross_site_request");
+    let mut same = request("POST", &members_uri(practice), Some(&cookie), Some(staff));
+    same.headers_mut()
+        .insert("sec-fetch-site", "same-origin".parse().expect("header"));
+    let (response, _) = send(&app, same).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+/// Every route that needs a session refuses a missing, forged, expired, revoked and
+/// locked one; the routes are enumerated from the router's description.
+#[tokio::test]
+async fn every_authenticated_route_refuses_missing_forged_expired_revoked_and_locked_sessions() {
+    let document = carnet_http::openapi_document();
+    let mut routes = Vec::new();
+    for (path, item) in &document.paths.paths {
+        if !path.starts_with("/api/v1/") || PUBLIC_ROUTES.contains(&path.as_str()) {
+            continue;
+        }
+        let uri = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "0190a0b0-0000-7000-8000-000000000000"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for (method, present) in [("GET", item.get.is_some()), ("POST", item.post.is_some())] {
+            if present {
+                routes.push((
+                    method,
+                    uri.clone(),
+                    SESSION_FLOW_ROUTES.contains(&path.as_str()),
+                ));
+            }
+        }
+    }
+    assert!(routes.len() >= 16, "{routes:?}");
+    for kind in ["missing", "forged", "expired", "revoked", "locked"] {
+        let test = test_app(HttpSettings::default()).await;
+        let (_, _, cookie, _, _) = signed_in(&test).await;
+        let app = test.anonymous();
+        let presented = match kind {
+            "missing" => None,
+            "forged" => Some("Zm9yZ2VkLXRva2VuLXRoYXQtbm9ib2R5LWV2ZXItaXNzdWVk".to_owned()),
+            "expired" => {
+                test.clock.advance_millis(12 * 3600 * 1000 + 1);
+                Some(cookie)
+            }
+            "revoked" => {
+                let (response, _) = send(
+                    &app,
+                    request("POST", "/api/v1/auth/logout", Some(&cookie), None),
+                )
+                .await;
+                assert_eq!(response.status(), StatusCode::NO_CONTENT);
+                Some(cookie)
+            }
+            _ => {
+                test.clock.advance_millis(16 * 60 * 1000);
+                Some(cookie)
+            }
+        };
+        for (method, uri, session_flow) in &routes {
+            if kind == "locked" && uri.ends_with("/auth/logout") {
+                continue; // Signing out from the lock screen is allowed.
+            }
+            let body = (*method == "POST").then(|| json!({}));
+            let (response, _) = send(&app, request(method, uri, presented.as_deref(), body)).await;
+            let status = response.status();
+            let refused = if kind == "locked" && !session_flow {
+                status == StatusCode::LOCKED
+            } else {
+                matches!(
+                    status,
+                    StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::LOCKED
+                ) && status != StatusCode::OK
+            };
+            assert!(refused, "{kind} session on {method} {uri}: {status}");
+            assert!(
+                !status.is_success(),
+                "{kind} session on {method} {uri} succeeded"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_holder_needs_a_fresh_authentication_to_issue_an_activation_code() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, member, cookie, _, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    let uri = format!("/api/v1/practices/{practice}/members/{member}/activation-code");
+    let (response, body) = send(&app, request("POST", &uri, Some(&cookie), None)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "just signed in: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(json(&body)["code"].as_str().map(str::len), Some(14));
+    test.clock.advance_millis(6 * 60 * 1000);
+    let (response, body) = send(&app, request("POST", &uri, Some(&cookie), None)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_envelope(&body, "reauthentication_required");
+    let _ = Actor::Anonymous;
+}
