@@ -1,7 +1,8 @@
 // Starts the real `carnet` binary on a fresh data directory and drives Debian's
 // chromium through Playwright. Shared by every browser test.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -38,7 +39,27 @@ export async function startCarnet(extraEnv = {}) {
     }
     rmSync(dataDir, { recursive: true, force: true });
   };
-  return { url, stop };
+  /** Runs an operator command on the same instance; returns its standard output. */
+  const run = (...args) => execFileSync(carnetBinary, args, { env, encoding: "utf8" });
+  return { url, stop, run };
+}
+
+/** RFC 6238 TOTP (SHA-1, 30 s, 6 digits) from a base32 secret, at `unixSeconds`. */
+export function totp(secretBase32, unixSeconds = Date.now() / 1000) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const char of secretBase32.replace(/=+$/, "").toUpperCase()) {
+    bits += alphabet.indexOf(char).toString(2).padStart(5, "0");
+  }
+  const bytes = [];
+  for (let index = 0; index + 8 <= bits.length; index += 8) {
+    bytes.push(parseInt(bits.slice(index, index + 8), 2));
+  }
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / 30)));
+  const digest = createHmac("sha1", Buffer.from(bytes)).update(counter).digest();
+  const offset = digest[digest.length - 1] & 15;
+  return ((digest.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).toString().padStart(6, "0");
 }
 
 /** Launches headless chromium as the machine allows (root, closed network). */

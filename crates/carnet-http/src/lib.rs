@@ -15,6 +15,7 @@ mod auth;
 mod error;
 mod middleware;
 mod pages;
+mod pages_auth;
 mod session;
 
 use std::net::IpAddr;
@@ -41,6 +42,10 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Reverse proxies whose `X-Forwarded-For` is believed for the client's address.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Inactivity before the privacy blur covers signed-in pages.
+    pub blur_after: Duration,
+    /// Inactivity before the session locks (the pages reload then, showing the lock).
+    pub idle_lock: Duration,
 }
 
 impl Default for HttpSettings {
@@ -50,6 +55,8 @@ impl Default for HttpSettings {
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
+            blur_after: Duration::from_mins(2),
+            idle_lock: Duration::from_mins(15),
         }
     }
 }
@@ -111,6 +118,31 @@ pub fn routes(state: AppState) -> Router {
             "/cabinets/{practice_id}/journal",
             get(audit::practice_journal_page),
         )
+        .route(
+            "/connexion",
+            get(pages_auth::login_form).post(pages_auth::login_submit),
+        )
+        .route(
+            "/connexion/second-facteur",
+            get(pages_auth::second_factor_form).post(pages_auth::second_factor_submit),
+        )
+        .route(
+            "/connexion/secours",
+            get(pages_auth::recovery_form).post(pages_auth::recovery_submit),
+        )
+        .route("/connexion/enrolement", get(pages_auth::enrolment_form))
+        .route(
+            "/activation",
+            get(pages_auth::activation_form).post(pages_auth::activation_submit),
+        )
+        .route("/espace", get(pages_auth::space))
+        .route("/sessions", get(pages_auth::sessions))
+        .route(
+            "/sessions/{session_id}/revoquer",
+            axum::routing::post(pages_auth::revoke_session),
+        )
+        .route("/deconnexion", axum::routing::post(pages_auth::logout))
+        .route("/deverrouiller", axum::routing::post(pages_auth::unlock))
         .merge(api_router)
         .fallback(pages::not_found)
         .with_state(state)

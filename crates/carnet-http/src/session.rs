@@ -111,12 +111,14 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
 }
 
 fn same_origin(headers: &HeaderMap, https: bool) -> bool {
+    // Fetch Metadata is set by the browser and cannot be forged by a page: when present,
+    // it decides. (Under `Referrer-Policy: no-referrer`, browsers send `Origin: null`
+    // even for same-origin form posts, so Origin alone would refuse our own forms.)
     if let Some(site) = headers
         .get("sec-fetch-site")
         .and_then(|value| value.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
     {
-        return false;
+        return matches!(site, "same-origin" | "none");
     }
     let Some(origin) = headers
         .get(header::ORIGIN)
@@ -157,6 +159,17 @@ mod tests {
         ));
         assert!(same_origin(
             &headers(&[("sec-fetch-site", "same-origin")]),
+            false
+        ));
+        assert!(
+            same_origin(
+                &headers(&[("sec-fetch-site", "same-origin"), ("origin", "null")]),
+                false
+            ),
+            "our own form under no-referrer"
+        );
+        assert!(!same_origin(
+            &headers(&[("origin", "null"), ("host", "carnet.example")]),
             false
         ));
         assert!(

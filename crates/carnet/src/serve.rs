@@ -46,6 +46,8 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
         body_limit_bytes: usize::try_from(config.body_limit_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(config.request_timeout_seconds.into()),
         trusted_proxies: config.trusted_proxy_addresses()?,
+        blur_after: Duration::from_secs(config.blur_after_seconds.into()),
+        idle_lock: Duration::from_mins(config.idle_lock_minutes.into()),
     };
     let app = carnet_http::app(AppState {
         services: instance.services.clone(),

@@ -41,7 +41,7 @@ pub fn short_settings() -> HttpSettings {
         https: false,
         body_limit_bytes: 4096,
         request_timeout: Duration::from_millis(200),
-        trusted_proxies: Vec::new(),
+        ..HttpSettings::default()
     }
 }
 
