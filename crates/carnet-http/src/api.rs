@@ -49,6 +49,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             decide_professional_id
         ))
         .routes(routes!(crate::auth::issue_activation_code))
+        .routes(routes!(crate::auth::unlock_member_account))
         .routes(routes!(crate::auth::activate))
         .routes(routes!(crate::auth::login))
         .routes(routes!(crate::auth::start_totp_enrolment))
@@ -404,9 +405,11 @@ pub async fn list_members(
 pub async fn add_member(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    token: Option<crate::auth::Token>,
     Path(practice): Path<String>,
     ApiJson(request): ApiJson<AddMemberRequest>,
 ) -> Result<(StatusCode, Json<MemberBody>), ApiError> {
+    crate::auth::require_recent_authentication(&state, &caller, token.as_ref()).await?;
     let scope = state
         .services
         .authorize(&caller, practice_id(&practice)?, PracticeAction::AddMember)

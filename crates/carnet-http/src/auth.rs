@@ -87,6 +87,26 @@ fn signed_in(status: StatusCode, issued: &carnet_service::IssuedSession) -> Resp
         .into_response()
 }
 
+/// Members must have authenticated (password, unlock, second factor) in the last five
+/// minutes before sensitive actions: creating members, issuing activation codes,
+/// unlocking accounts.
+pub(crate) async fn require_recent_authentication(
+    state: &AppState,
+    caller: &Caller,
+    token: Option<&Token>,
+) -> Result<(), ApiError> {
+    if let (Actor::Member { .. }, Some(Token(token))) = (&caller.actor, token)
+        && !state.services.recently_authenticated(token).await?
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "reauthentication_required",
+            "Pour cette action, confirmez votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
+        ));
+    }
+    Ok(())
+}
+
 // ---- activation codes -------------------------------------------------------------------
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,15 +138,7 @@ pub async fn issue_activation_code(
     Path((practice, member)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<ActivationCodeBody>), ApiError> {
     let (practice_id, member_id) = (practice_id(&practice)?, member_id(&member)?);
-    if let (Actor::Member { .. }, Some(Token(token))) = (&caller.actor, &token)
-        && !state.services.recently_authenticated(token).await?
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "reauthentication_required",
-            "Pour cette action, confirmez votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
-        ));
-    }
+    require_recent_authentication(&state, &caller, token.as_ref()).await?;
     let scope = state
         .services
         .authorize(&caller, practice_id, PracticeAction::AddMember)
@@ -405,6 +417,37 @@ pub async fn change_password(
             &request.current_password,
             &request.new_password,
         )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lifts the password lockout of a member's account (holders; fresh authentication).
+#[utoipa::path(post,
+    path = "/api/v1/practices/{practice_id}/members/{member_id}/unlock",
+    tag = "auth",
+    params(
+        ("practice_id" = uuid::Uuid, Path, description = "Practice id"),
+        ("member_id" = uuid::Uuid, Path, description = "Member id"),
+    ),
+    responses(
+        (status = 204), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope), (status = 423, body = ErrorEnvelope),
+    ))]
+pub async fn unlock_member_account(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    token: Option<Token>,
+    Path((practice, member)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (practice_id, member_id) = (practice_id(&practice)?, member_id(&member)?);
+    require_recent_authentication(&state, &caller, token.as_ref()).await?;
+    let scope = state
+        .services
+        .authorize(&caller, practice_id, PracticeAction::AddMember)
+        .await?;
+    state
+        .services
+        .unlock_member_account(&scope, member_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

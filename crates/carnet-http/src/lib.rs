@@ -13,6 +13,7 @@ mod assets;
 mod audit;
 mod auth;
 mod error;
+mod limiter;
 mod middleware;
 mod pages;
 mod pages_auth;
@@ -88,6 +89,18 @@ impl ClientAddress {
 pub struct AppState {
     pub services: Services,
     pub settings: HttpSettings,
+    /// Per-address sign-in attempt limiter (per node).
+    pub limiter: std::sync::Arc<limiter::AddressLimiter>,
+}
+
+impl AppState {
+    pub fn new(services: Services, settings: HttpSettings) -> Self {
+        Self {
+            services,
+            settings,
+            limiter: std::sync::Arc::default(),
+        }
+    }
 }
 
 /// The whole application: routes and middleware.
@@ -99,8 +112,12 @@ pub fn app(state: AppState) -> Router {
             session::resolve_session,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             session::csrf_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            limiter::limit_sign_in_attempts,
         ));
     with_middleware(routes, &settings)
 }

@@ -922,6 +922,61 @@ impl Services {
         Ok(())
     }
 
+    /// Lifts the password lockout of a member's account (a holder of the practice).
+    pub async fn unlock_member_account(
+        &self,
+        scope: &PracticeScope,
+        member_id: MemberId,
+    ) -> Result<(), ServiceError> {
+        let Actor::Member {
+            role: carnet_domain::Role::Holder,
+            member_id: by,
+            ..
+        } = scope.actor()
+        else {
+            return Err(ServiceError::Forbidden);
+        };
+        if scope.action() != PracticeAction::AddMember {
+            return Err(ServiceError::Forbidden);
+        }
+        let by = *by;
+        let practice_id = scope.practice_id();
+        let now = self.now();
+        let event = self.audit_event(
+            scope.caller(),
+            scope.chain(),
+            Action::MemberChanged,
+            Targets {
+                member: Some(*member_id.as_uuid()),
+                ..Targets::default()
+            },
+            Outcome::Success,
+        );
+        let found = self
+            .audited(vec![event], move |tx| {
+                Box::pin(async move {
+                    let Some(account) = tx.account_of_member(member_id).await? else {
+                        return Ok(false);
+                    };
+                    let same_practice = matches!(
+                        account.holder,
+                        AccountHolder::Member { practice_id: practice, .. } if practice == practice_id
+                    );
+                    if !same_practice {
+                        return Ok(false);
+                    }
+                    tx.unlock_account(account.id, Some(by), now).await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if found {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound)
+        }
+    }
+
     // ---- helpers -------------------------------------------------------------------------
 
     /// A live (not revoked, not expired) session and its account.

@@ -272,6 +272,20 @@ impl Tx {
         })
     }
 
+    pub async fn account_of_member(
+        &mut self,
+        member_id: MemberId,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        let sql = format!("{ACCOUNT_QUERY} WHERE a.member_id = $1");
+        on_tx!(self, |conn| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(member_id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.map(|row| account_row!(row)).transpose()
+        })
+    }
+
     pub async fn account(&mut self, id: Uuid) -> Result<Option<AccountRecord>, StoreError> {
         let sql = format!("{ACCOUNT_QUERY} WHERE a.id = $1");
         on_tx!(self, |conn| {

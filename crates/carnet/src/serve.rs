@@ -49,10 +49,7 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
         blur_after: Duration::from_secs(config.blur_after_seconds.into()),
         idle_lock: Duration::from_mins(config.idle_lock_minutes.into()),
     };
-    let app = carnet_http::app(AppState {
-        services: instance.services.clone(),
-        settings,
-    });
+    let app = carnet_http::app(AppState::new(instance.services.clone(), settings));
 
     let address = config.listen_address()?;
     let listener = TcpListener::bind(address).await.map_err(|error| {

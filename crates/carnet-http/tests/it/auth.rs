@@ -851,3 +851,164 @@ async fn a_holder_needs_a_fresh_authentication_to_issue_an_activation_code() {
     assert_envelope(&body, "reauthentication_required");
     let _ = Actor::Anonymous;
 }
+
+#[tokio::test]
+async fn a_holder_unlocks_a_members_locked_account_only_after_a_fresh_authentication() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, holder_cookie, secret, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    // The holder adds a professional and gives them a code; they activate.
+    let pro = json!({"name": "Paul Durand", "role": "professional", "phone": "0622222222",
+                     "professional_id_number": "012807590"});
+    let (response, body) = send(
+        &app,
+        request(
+            "POST",
+            &members_uri(practice),
+            Some(&holder_cookie),
+            Some(pro),
+        ),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let pro_id = json(&body)["id"].as_str().expect("id").to_owned();
+    let (_, body) = send(
+        &app,
+        request(
+            "POST",
+            &format!("/api/v1/practices/{practice}/members/{pro_id}/activation-code"),
+            Some(&holder_cookie),
+            None,
+        ),
+    )
+    .await;
+    let code = json(&body)["code"].as_str().expect("code").to_owned();
+    let pro_login = "paul.durand@example.fr";
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/activate",
+            None,
+            Some(json!({"code": code, "login": pro_login, "password": PASSWORD})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // An attacker exhausts the professional's password tries.
+    let attempt = |password: &str| {
+        request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": pro_login, "password": password})),
+        )
+    };
+    for _ in 0..20 {
+        let (response, _) = send(&app, attempt("Guess-1234-Guess!")).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        test.clock.advance_millis(16 * 60 * 1000);
+    }
+    let (response, _) = send(&app, attempt(PASSWORD)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "locked, even with the right password"
+    );
+
+    // The holder's session sat idle for hours: it is locked; they sign in afresh.
+    let unlock = format!("/api/v1/practices/{practice}/members/{pro_id}/unlock");
+    let (response, body) = send(&app, request("POST", &unlock, Some(&holder_cookie), None)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::LOCKED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": LOGIN, "password": PASSWORD})),
+        ),
+    )
+    .await;
+    let fresh = cookie_of(&response);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&fresh),
+            Some(json!({"code": secret.code_at(now_seconds(&test))})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (response, _) = send(&app, request("POST", &unlock, Some(&fresh), None)).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (response, _) = send(&app, attempt(PASSWORD)).await;
+    assert_eq!(response.status(), StatusCode::OK, "unlocked by the holder");
+}
+
+#[tokio::test]
+async fn one_address_cannot_spray_sign_in_attempts() {
+    let test = test_app(HttpSettings::default()).await;
+    let _ = holder_with_code(&test).await;
+    let peer = std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
+    let app = test
+        .anonymous()
+        .layer(axum::Extension(carnet_http::ClientAddress(peer)));
+    let mut limited = 0;
+    for n in 0..40 {
+        let body = json!({"login": format!("user{n}@example.fr"), "password": "Guess-1234-Guess!"});
+        let (response, _) = send(
+            &app,
+            request("POST", "/api/v1/auth/login", None, Some(body)),
+        )
+        .await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    assert_eq!(
+        limited, 10,
+        "30 attempts per minute per address, then refused"
+    );
+    test.clock.advance_millis(60_000);
+    let body = json!({"login": "user@example.fr", "password": "Guess-1234-Guess!"});
+    let (response, _) = send(
+        &app,
+        request("POST", "/api/v1/auth/login", None, Some(body)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "a new minute");
+}
+
+#[tokio::test]
+async fn creating_a_member_needs_a_fresh_authentication() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, cookie, _, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    let staff = json!({"name": "Secrétaire", "role": "staff", "phone": "0611111111"});
+    test.clock.advance_millis(6 * 60 * 1000);
+    let (response, body) = send(
+        &app,
+        request(
+            "POST",
+            &members_uri(practice),
+            Some(&cookie),
+            Some(staff.clone()),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_envelope(&body, "reauthentication_required");
+}

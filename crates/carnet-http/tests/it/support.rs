@@ -29,7 +29,7 @@ pub async fn test_app(settings: HttpSettings) -> TestApp {
     )));
     let services = Services::new(store.clone(), clock.clone(), Arc::new(SystemRandom));
     TestApp {
-        state: AppState { services, settings },
+        state: AppState::new(services, settings),
         store,
         clock,
         _dir: dir,
