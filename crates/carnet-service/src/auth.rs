@@ -43,7 +43,7 @@ impl Default for AuthSettings {
             idle_lock: Duration::from_mins(15),
             session_lifetime: Duration::from_hours(12),
             activation_validity: Duration::from_hours(72),
-            max_concurrent_hashes: 2,
+            max_concurrent_hashes: 1,
         }
     }
 }
