@@ -55,6 +55,10 @@ pub(crate) struct AuthKit {
     pub codes: CodeKey,
     pub totp_key: SealingKey,
     pub hashing_slots: Semaphore,
+    /// Failed attempts on logins that match no account, so that they are throttled and
+    /// locked exactly like real accounts (otherwise a 429 would reveal that a login
+    /// exists). Per node, in memory: (attempt times within the last 24 hours).
+    pub unknown_failures: std::sync::Mutex<std::collections::HashMap<[u8; 32], Vec<i64>>>,
 }
 
 impl std::fmt::Debug for AuthKit {
@@ -78,6 +82,7 @@ impl AuthKit {
             codes: CodeKey::new(codes.expose()),
             totp_key: SealingKey::derived(1, root, "carnet/totp-secrets/v1")?,
             hashing_slots: Semaphore::new(settings.max_concurrent_hashes.max(1)),
+            unknown_failures: std::sync::Mutex::default(),
             settings,
         })
     }
@@ -320,7 +325,13 @@ impl Services {
             })
             .await?;
         let Some((account, (failures, last_failure))) = found else {
+            // No such account: the same throttling, the same work, the same answers.
+            let key = carnet_crypto::sha256(login.as_bytes());
+            let (failures, last_failure) = self.unknown_login_failures(key, now);
+            self.check_throttle(caller, ChainId::Instance, failures, last_failure, now)
+                .await?;
             self.verify_dummy(password).await?;
+            self.record_unknown_login_failure(key, now);
             let event = self.audit_event(
                 caller,
                 ChainId::Instance,
@@ -974,6 +985,33 @@ impl Services {
             Ok(())
         } else {
             Err(ServiceError::NotFound)
+        }
+    }
+
+    /// Failures on an unknown login in the last 24 hours, and the latest.
+    fn unknown_login_failures(&self, key: [u8; 32], now: Timestamp) -> (i64, Option<Timestamp>) {
+        let Ok(mut failures) = self.auth.unknown_failures.lock() else {
+            return (LOCK_AFTER_FAILURES, Some(now)); // A poisoned lock fails closed.
+        };
+        let since = now.unix_millis() - DAY_MILLIS;
+        let Some(times) = failures.get_mut(&key) else {
+            return (0, None);
+        };
+        times.retain(|at| *at >= since);
+        let count = i64::try_from(times.len()).unwrap_or(i64::MAX);
+        (
+            count,
+            times.last().copied().map(Timestamp::from_unix_millis),
+        )
+    }
+
+    fn record_unknown_login_failure(&self, key: [u8; 32], now: Timestamp) {
+        if let Ok(mut failures) = self.auth.unknown_failures.lock() {
+            if failures.len() > 100_000 {
+                let since = now.unix_millis() - DAY_MILLIS;
+                failures.retain(|_, times| times.last().is_some_and(|at| *at >= since));
+            }
+            failures.entry(key).or_default().push(now.unix_millis());
         }
     }
 

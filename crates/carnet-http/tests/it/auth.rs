@@ -1012,3 +1012,39 @@ async fn creating_a_member_needs_a_fresh_authentication() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_envelope(&body, "reauthentication_required");
 }
+
+/// The same attack on an existing login and on a login that matches no account gets the
+/// same sequence of answers (throttling and lockout included): nothing tells them apart.
+#[tokio::test]
+async fn throttling_does_not_reveal_whether_an_account_exists() {
+    let mut sequences = Vec::new();
+    for login in [LOGIN, "nobody@example.fr"] {
+        let test = test_app(HttpSettings::default()).await;
+        let _ = signed_in(&test).await;
+        let app = test.anonymous();
+        let mut statuses = Vec::new();
+        for _ in 0..40 {
+            let body = json!({"login": login, "password": "Guess-1234-Guess!"});
+            let (response, body) = send(
+                &app,
+                request("POST", "/api/v1/auth/login", None, Some(body)),
+            )
+            .await;
+            statuses.push((
+                response.status(),
+                json(&body)["error"]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ));
+            test.clock.advance_millis(20_000);
+        }
+        sequences.push(statuses);
+    }
+    assert_eq!(sequences[0], sequences[1]);
+    assert!(
+        sequences[0]
+            .iter()
+            .any(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+    );
+}
