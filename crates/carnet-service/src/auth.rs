@@ -325,23 +325,9 @@ impl Services {
             })
             .await?;
         let Some((account, (failures, last_failure))) = found else {
-            // No such account: the same throttling, the same work, the same answers.
-            let key = carnet_crypto::sha256(login.as_bytes());
-            let (failures, last_failure) = self.unknown_login_failures(key, now);
-            self.check_throttle(caller, ChainId::Instance, failures, last_failure, now)
-                .await?;
-            self.verify_dummy(password).await?;
-            self.record_unknown_login_failure(key, now);
-            let event = self.audit_event(
-                caller,
-                ChainId::Instance,
-                Action::LoginFailed,
-                Targets::default(),
-                Outcome::Failure,
-            );
-            self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
-                .await?;
-            return Err(auth_error(BAD_CREDENTIALS));
+            return Err(self
+                .refuse_unknown_login(caller, &login, password, now)
+                .await);
         };
         let chain = account_chain(&account);
         let account_caller = Caller {
@@ -986,6 +972,38 @@ impl Services {
         } else {
             Err(ServiceError::NotFound)
         }
+    }
+
+    /// The answer to a login that matches no account: the same throttling, the same
+    /// work (a dummy hash), the same audit entry and message as a wrong password.
+    async fn refuse_unknown_login(
+        &self,
+        caller: &Caller,
+        login: &str,
+        password: &str,
+        now: Timestamp,
+    ) -> ServiceError {
+        let outcome: Result<(), ServiceError> = async {
+            // No such account: the same throttling, the same work, the same answers.
+            let key = carnet_crypto::sha256(login.as_bytes());
+            let (failures, last_failure) = self.unknown_login_failures(key, now);
+            self.check_throttle(caller, ChainId::Instance, failures, last_failure, now)
+                .await?;
+            self.verify_dummy(password).await?;
+            self.record_unknown_login_failure(key, now);
+            let event = self.audit_event(
+                caller,
+                ChainId::Instance,
+                Action::LoginFailed,
+                Targets::default(),
+                Outcome::Failure,
+            );
+            self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
+                .await?;
+            Ok(())
+        }
+        .await;
+        outcome.err().unwrap_or_else(|| auth_error(BAD_CREDENTIALS))
     }
 
     /// Failures on an unknown login in the last 24 hours, and the latest.
