@@ -296,12 +296,18 @@ impl FromRequestParts<AppState> for PageCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        caller_of(parts, &state.settings).map(Self).ok_or_else(|| {
-            crate::pages::message_page(
+        if let Some(caller) = caller_of(parts, &state.settings) {
+            return Ok(Self(caller));
+        }
+        Err(match parts.extensions.get::<crate::SessionProblem>() {
+            Some(crate::SessionProblem::Locked) => {
+                crate::pages_auth::lock_screen(parts.uri.path(), "")
+            }
+            _ => crate::pages::message_page(
                 StatusCode::UNAUTHORIZED,
                 "Connexion requise",
                 "Connectez-vous pour consulter cette page.",
-            )
+            ),
         })
     }
 }

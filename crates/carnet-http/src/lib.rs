@@ -153,6 +153,10 @@ pub fn routes(state: AppState) -> Router {
             get(pages_auth::activation_form).post(pages_auth::activation_submit),
         )
         .route("/espace", get(pages_auth::space))
+        .route(
+            "/mot-de-passe",
+            get(pages_auth::password_change_form).post(pages_auth::password_change_submit),
+        )
         .route("/sessions", get(pages_auth::sessions))
         .route(
             "/sessions/{session_id}/revoquer",

@@ -558,6 +558,66 @@ pub async fn logout(State(state): State<AppState>, context: FlowContext) -> Resp
     redirect_with_cookie("/connexion", clear_session_cookie())
 }
 
+fn password_change_page() -> FormPage {
+    let mut page = FormPage::new(
+        "Changer de mot de passe",
+        "/mot-de-passe",
+        vec![
+            field(
+                "current_password",
+                "Mot de passe actuel",
+                "password",
+                "current-password",
+            ),
+            field(
+                "new_password",
+                "Nouveau mot de passe",
+                "password",
+                "new-password",
+            ),
+        ],
+        "Changer",
+    );
+    page.intro = "Vos autres sessions seront fermées. Au moins 12 caractères avec majuscule, minuscule, chiffre et caractère spécial.".into();
+    page.footer_link = "/espace";
+    page.footer_text = "Retour à mon espace";
+    page
+}
+
+pub async fn password_change_form(_signed_in: SignedIn) -> Response {
+    render(&password_change_page(), StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChangeForm {
+    current_password: String,
+    new_password: String,
+}
+
+pub async fn password_change_submit(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Form(form): Form<PasswordChangeForm>,
+) -> Response {
+    match state
+        .services
+        .change_password(
+            &signed_in.caller,
+            &signed_in.token,
+            &form.current_password,
+            &form.new_password,
+        )
+        .await
+    {
+        Ok(()) => crate::pages::message_page(
+            StatusCode::OK,
+            "Mot de passe changé",
+            "Votre mot de passe est changé ; vos autres sessions sont fermées.",
+        ),
+        Err(error) => with_error(password_change_page(), &error),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct UnlockForm {
     password: String,

@@ -1048,3 +1048,49 @@ async fn throttling_does_not_reveal_whether_an_account_exists() {
             .any(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
     );
 }
+
+/// The signed-in pages send a missing or invalid session to the sign-in page and a
+/// locked one to the lock screen (423), showing nothing of the page.
+#[tokio::test]
+async fn signed_in_pages_refuse_missing_invalid_and_locked_sessions() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, cookie, _, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    let pages = [
+        "/espace".to_owned(),
+        "/sessions".to_owned(),
+        "/mot-de-passe".to_owned(),
+        format!("/cabinets/{practice}/journal"),
+    ];
+    for page in &pages {
+        let (response, body) = send(&app, request("GET", page, Some(&cookie), None)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{page}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    for page in &pages[..3] {
+        for presented in [None, Some("forged")] {
+            let (response, _) = send(&app, request("GET", page, presented, None)).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::SEE_OTHER,
+                "{page} without a session"
+            );
+            assert_eq!(response.headers()["location"], "/connexion");
+        }
+    }
+    test.clock.advance_millis(16 * 60 * 1000);
+    for page in &pages {
+        let (response, body) = send(&app, request("GET", page, Some(&cookie), None)).await;
+        assert_eq!(response.status(), StatusCode::LOCKED, "{page}");
+        let html = String::from_utf8(body).expect("UTF-8");
+        assert!(html.contains("Session verrouillée"), "{page}");
+        assert!(
+            !html.contains("Mon espace") && !html.contains("Journal des accès"),
+            "{page} shows nothing of itself"
+        );
+    }
+}
