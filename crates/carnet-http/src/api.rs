@@ -54,6 +54,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::auth::login))
         .routes(routes!(crate::auth::start_totp_enrolment))
         .routes(routes!(crate::auth::verify_totp))
+        .routes(routes!(crate::auth::start_totp_replacement))
+        .routes(routes!(crate::auth::confirm_totp_replacement))
         .routes(routes!(crate::auth::use_recovery_code))
         .routes(routes!(crate::auth::unlock))
         .routes(routes!(crate::auth::logout))

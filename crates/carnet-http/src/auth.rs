@@ -451,3 +451,44 @@ pub async fn unlock_member_account(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Starts replacing the TOTP second factor (signed in, fresh authentication).
+#[utoipa::path(post, path = "/api/v1/auth/totp/replacement", tag = "auth",
+    responses(
+        (status = 200, body = EnrolmentBody),
+        (status = 401, body = ErrorEnvelope), (status = 423, body = ErrorEnvelope),
+    ))]
+pub async fn start_totp_replacement(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+    Token(token): Token,
+) -> Result<Json<EnrolmentBody>, ApiError> {
+    let enrolment = state.services.start_totp_replacement(&token).await?;
+    Ok(Json(EnrolmentBody {
+        secret: enrolment.secret_base32,
+        uri: enrolment.uri,
+    }))
+}
+
+/// Confirms the replacement with a code from the new secret: new recovery codes (shown
+/// once), every other session revoked.
+#[utoipa::path(post, path = "/api/v1/auth/totp/replacement/confirm", tag = "auth",
+    request_body = CodeRequest,
+    responses(
+        (status = 200, body = SecondFactorBody),
+        (status = 401, body = ErrorEnvelope), (status = 423, body = ErrorEnvelope),
+    ))]
+pub async fn confirm_totp_replacement(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Token(token): Token,
+    ApiJson(request): ApiJson<CodeRequest>,
+) -> Result<Json<SecondFactorBody>, ApiError> {
+    let codes = state
+        .services
+        .confirm_totp_replacement(&caller, &token, &request.code)
+        .await?;
+    Ok(Json(SecondFactorBody {
+        recovery_codes: Some(codes),
+    }))
+}

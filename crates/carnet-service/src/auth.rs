@@ -430,15 +430,118 @@ impl Services {
             });
         }
         let _ = session;
-        let issuer = "Carnet";
-        Ok(TotpEnrolment {
-            secret_base32: secret.base32().to_string(),
-            uri: format!(
-                "otpauth://totp/{issuer}:{}?secret={}&issuer={issuer}&algorithm=SHA1&digits=6&period=30",
-                percent_encode(&account.login),
-                secret.base32().as_str()
-            ),
+        Ok(enrolment_for(&account.login, &secret))
+    }
+
+    /// Starts replacing the TOTP second factor of a signed-in account (after a fresh
+    /// authentication): the new secret only takes over once a code from it is verified.
+    pub async fn start_totp_replacement(&self, token: &str) -> Result<TotpEnrolment, ServiceError> {
+        let (session, account) = self.session_and_account(token).await?;
+        if session.second_factor_at.is_none() || !self.recently_authenticated(token).await? {
+            return Err(auth_error(
+                "Confirmez d'abord votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
+            ));
+        }
+        let secret =
+            TotpSecret::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?;
+        let row = account.id.into_bytes();
+        let sealed = self
+            .auth
+            .totp_key
+            .seal(
+                secret.expose(),
+                replacement_context(&row),
+                self.random.as_ref(),
+            )
+            .map_err(|_| ServiceError::Randomness)?;
+        let (account_id, now) = (account.id, self.now());
+        self.committer
+            .run(move |tx| {
+                Box::pin(async move { tx.put_totp_replacement(account_id, &sealed, now).await })
+            })
+            .await?;
+        Ok(enrolment_for(&account.login, &secret))
+    }
+
+    /// Confirms a TOTP replacement with a code from the new secret: the new secret takes
+    /// over, new recovery codes are made (returned once), every other session is revoked.
+    pub async fn confirm_totp_replacement(
+        &self,
+        caller: &Caller,
+        token: &str,
+        code: &str,
+    ) -> Result<Vec<String>, ServiceError> {
+        let (session, account) = self.session_and_account(token).await?;
+        if session.second_factor_at.is_none() {
+            return Err(auth_error(
+                "Connectez-vous d'abord avec votre second facteur.",
+            ));
+        }
+        let account_id = account.id;
+        let sealed = self
+            .committer
+            .run(move |tx| Box::pin(async move { tx.totp_replacement(account_id).await }))
+            .await?
+            .ok_or_else(|| auth_error("Aucun remplacement de second facteur en cours."))?;
+        let row = account.id.into_bytes();
+        let secret = self
+            .auth
+            .totp_key
+            .open(&sealed, replacement_context(&row))
+            .map_err(|_| ServiceError::Unavailable(StoreError::Corrupt("sealed TOTP secret")))?;
+        let secret = TotpSecret::from_bytes(secret.to_vec());
+        let now = self.now();
+        let seconds = u64::try_from(now.unix_millis() / 1000).unwrap_or_default();
+        let account_caller = Caller {
+            actor: actor_of(&account),
+            ..caller.clone()
+        };
+        let chain = account_chain(&account);
+        let Ok(step) = secret.verify(code, seconds, None) else {
+            let event = self.audit_event(
+                &account_caller,
+                chain,
+                Action::SecondFactorFailed,
+                Targets::default(),
+                Outcome::Failure,
+            );
+            self.audited(vec![event], move |tx| {
+                Box::pin(async move { tx.record_auth_failure(account_id, "totp", now).await })
+            })
+            .await?;
+            return Err(auth_error("Code de vérification incorrect."));
+        };
+        let resealed = self
+            .auth
+            .totp_key
+            .seal(secret.expose(), totp_context(&row), self.random.as_ref())
+            .map_err(|_| ServiceError::Randomness)?;
+        let recovery = self.new_recovery_codes()?;
+        let hashes: Vec<[u8; 32]> = recovery
+            .iter()
+            .map(|code| self.auth.codes.hash_typed(code))
+            .collect();
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        let keep = session.id;
+        let event = self.audit_event(
+            &account_caller,
+            chain,
+            Action::MemberChanged,
+            Targets::default(),
+            Outcome::Success,
+        );
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move {
+                tx.put_totp(account_id, &resealed, now).await?;
+                tx.totp_used(account_id, step, now).await?;
+                tx.delete_totp_replacement(account_id).await?;
+                tx.put_recovery_codes(account_id, &hashes, now).await?;
+                tx.revoke_sessions_of(account_id, Some(keep), now).await?;
+                Ok(())
+            })
         })
+        .await?;
+        Ok(recovery)
     }
 
     /// Checks a TOTP code for a session whose second factor is due (confirming the
@@ -1168,6 +1271,27 @@ fn account_chain(account: &AccountRecord) -> ChainId {
     match &account.holder {
         AccountHolder::Member { practice_id, .. } => ChainId::Practice(*practice_id),
         AccountHolder::Admin(_) => ChainId::Instance,
+    }
+}
+
+/// What a person types into an authenticator app for `secret`.
+fn enrolment_for(login: &str, secret: &TotpSecret) -> TotpEnrolment {
+    let issuer = "Carnet";
+    TotpEnrolment {
+        secret_base32: secret.base32().to_string(),
+        uri: format!(
+            "otpauth://totp/{issuer}:{}?secret={}&issuer={issuer}&algorithm=SHA1&digits=6&period=30",
+            percent_encode(login),
+            secret.base32().as_str()
+        ),
+    }
+}
+
+fn replacement_context(row: &[u8; 16]) -> SealContext<'_> {
+    SealContext {
+        table: "totp_replacements",
+        column: "sealed_secret",
+        row,
     }
 }
 

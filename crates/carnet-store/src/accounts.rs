@@ -456,6 +456,53 @@ impl Tx {
         Ok(())
     }
 
+    /// Stores a replacement TOTP secret awaiting confirmation (replacing a pending one).
+    pub async fn put_totp_replacement(
+        &mut self,
+        account_id: Uuid,
+        sealed_secret: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO totp_replacements (account_id, sealed_secret, created_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (account_id) DO UPDATE \
+                 SET sealed_secret = excluded.sealed_secret, created_at = excluded.created_at",
+            )
+            .bind(account_id)
+            .bind(sealed_secret)
+            .bind(now.unix_millis())
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The pending replacement secret, if any.
+    pub async fn totp_replacement(
+        &mut self,
+        account_id: Uuid,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        on_tx!(self, |conn| {
+            Ok(sqlx::query_scalar(
+                "SELECT sealed_secret FROM totp_replacements WHERE account_id = $1",
+            )
+            .bind(account_id)
+            .fetch_optional(&mut *conn)
+            .await?)
+        })
+    }
+
+    pub async fn delete_totp_replacement(&mut self, account_id: Uuid) -> Result<(), StoreError> {
+        on_tx!(self, |conn| {
+            sqlx::query("DELETE FROM totp_replacements WHERE account_id = $1")
+                .bind(account_id)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Replaces the account's recovery codes.
     pub async fn put_recovery_codes(
         &mut self,

@@ -29,6 +29,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "accounts",
         include_str!("../migrations/sqlite/0003_accounts.sql"),
     ),
+    (
+        4,
+        "totp replacements",
+        include_str!("../migrations/sqlite/0004_totp_replacements.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -47,6 +52,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "accounts",
         include_str!("../migrations/postgres/0003_accounts.sql"),
+    ),
+    (
+        4,
+        "totp replacements",
+        include_str!("../migrations/postgres/0004_totp_replacements.sql"),
     ),
 ];
 

@@ -1094,3 +1094,141 @@ async fn signed_in_pages_refuse_missing_invalid_and_locked_sessions() {
         );
     }
 }
+
+#[tokio::test]
+#[expect(clippy::too_many_lines, reason = "one story: replace, confirm, revoke, retire")]
+async fn replacing_the_totp_factor_revokes_the_other_sessions_and_retires_the_old_secret() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, first, old_secret, _) = signed_in(&test).await;
+    let app = test.anonymous();
+    test.clock.advance_millis(30_000);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": LOGIN, "password": PASSWORD})),
+        ),
+    )
+    .await;
+    let second = cookie_of(&response);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&second),
+            Some(json!({"code": old_secret.code_at(now_seconds(&test))})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let (response, body) = send(
+        &app,
+        request("POST", "/api/v1/auth/totp/replacement", Some(&second), None),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let new_secret =
+        TotpSecret::from_base32(json(&body)["secret"].as_str().expect("secret")).expect("base32");
+    let wrong = json!({"code": old_secret.code_at(now_seconds(&test))});
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp/replacement/confirm",
+            Some(&second),
+            Some(wrong),
+        ),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old secret does not confirm the new one"
+    );
+    let right = json!({"code": new_secret.code_at(now_seconds(&test))});
+    let (response, body) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp/replacement/confirm",
+            Some(&second),
+            Some(right),
+        ),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(
+        json(&body)["recovery_codes"].as_array().map(Vec::len),
+        Some(10)
+    );
+
+    let (response, _) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&first), None),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "other sessions revoked on factor change"
+    );
+    let (response, _) = send(
+        &app,
+        request("GET", &members_uri(practice), Some(&second), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    test.clock.advance_millis(60_000);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": LOGIN, "password": PASSWORD})),
+        ),
+    )
+    .await;
+    let third = cookie_of(&response);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&third),
+            Some(json!({"code": old_secret.code_at(now_seconds(&test))})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old secret is retired"
+    );
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&third),
+            Some(json!({"code": new_secret.code_at(now_seconds(&test))})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
