@@ -1096,7 +1096,10 @@ async fn signed_in_pages_refuse_missing_invalid_and_locked_sessions() {
 }
 
 #[tokio::test]
-#[expect(clippy::too_many_lines, reason = "one story: replace, confirm, revoke, retire")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one story: replace, confirm, revoke, retire"
+)]
 async fn replacing_the_totp_factor_revokes_the_other_sessions_and_retires_the_old_secret() {
     let test = test_app(HttpSettings::default()).await;
     let (practice, _, first, old_secret, _) = signed_in(&test).await;
