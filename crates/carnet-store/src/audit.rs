@@ -159,10 +159,20 @@ impl Tx {
                  target_patient, target_record, target_document, target_member, outcome, \
                  request_id, client_address) VALUES ",
             );
+            // SQLite gets anonymous `?` placeholders: with `$N`, sqlx looks every
+            // parameter up by name (measured: a quarter of the CPU of a 64-row batch).
+            let sqlite = self.kind() == BackendKind::Sqlite;
             for row in 0..chunk.len() {
                 let first = row * 18 + 1;
-                let placeholders: Vec<String> =
-                    (first..first + 18).map(|n| format!("${n}")).collect();
+                let placeholders: Vec<String> = (first..first + 18)
+                    .map(|n| {
+                        if sqlite {
+                            "?".to_owned()
+                        } else {
+                            format!("${n}")
+                        }
+                    })
+                    .collect();
                 if row > 0 {
                     sql.push_str(", ");
                 }
