@@ -171,6 +171,33 @@ async fn signed_in(test: &TestApp) -> (PracticeId, MemberId, String, TotpSecret,
     (practice, member, cookie, secret, recovery)
 }
 
+/// Signs in again with the password and a TOTP code of the current step; returns the
+/// new session's cookie.
+async fn sign_in_again(test: &TestApp, secret: &TotpSecret) -> String {
+    let app = test.anonymous();
+    let credentials = json!({"login": LOGIN, "password": PASSWORD});
+    let (response, _) = send(
+        &app,
+        request("POST", "/api/v1/auth/login", None, Some(credentials)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = cookie_of(&response);
+    let code = json!({"code": secret.code_at(now_seconds(test))});
+    let (response, body) = send(
+        &app,
+        request("POST", "/api/v1/auth/totp", Some(&cookie), Some(code)),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    cookie
+}
+
 fn members_uri(practice: PracticeId) -> String {
     format!("/api/v1/practices/{practice}/members")
 }
@@ -538,29 +565,7 @@ async fn a_revoked_session_is_refused_on_its_very_next_request() {
     let (practice, _, first, secret, _) = signed_in(&test).await;
     let app = test.anonymous();
     test.clock.advance_millis(30_000);
-    let (response, _) = send(
-        &app,
-        request(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"login": LOGIN, "password": PASSWORD})),
-        ),
-    )
-    .await;
-    let second = cookie_of(&response);
-    let code = secret.code_at(now_seconds(&test));
-    let (response, _) = send(
-        &app,
-        request(
-            "POST",
-            "/api/v1/auth/totp",
-            Some(&second),
-            Some(json!({"code": code})),
-        ),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    let second = sign_in_again(&test, &secret).await;
     let (_, body) = send(
         &app,
         request("GET", "/api/v1/auth/sessions", Some(&second), None),
@@ -930,28 +935,7 @@ async fn a_holder_unlocks_a_members_locked_account_only_after_a_fresh_authentica
         "{}",
         String::from_utf8_lossy(&body)
     );
-    let (response, _) = send(
-        &app,
-        request(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"login": LOGIN, "password": PASSWORD})),
-        ),
-    )
-    .await;
-    let fresh = cookie_of(&response);
-    let (response, _) = send(
-        &app,
-        request(
-            "POST",
-            "/api/v1/auth/totp",
-            Some(&fresh),
-            Some(json!({"code": secret.code_at(now_seconds(&test))})),
-        ),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    let fresh = sign_in_again(&test, &secret).await;
     let (response, _) = send(&app, request("POST", &unlock, Some(&fresh), None)).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let (response, _) = send(&app, attempt(PASSWORD)).await;
@@ -1105,28 +1089,7 @@ async fn replacing_the_totp_factor_revokes_the_other_sessions_and_retires_the_ol
     let (practice, _, first, old_secret, _) = signed_in(&test).await;
     let app = test.anonymous();
     test.clock.advance_millis(30_000);
-    let (response, _) = send(
-        &app,
-        request(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"login": LOGIN, "password": PASSWORD})),
-        ),
-    )
-    .await;
-    let second = cookie_of(&response);
-    let (response, _) = send(
-        &app,
-        request(
-            "POST",
-            "/api/v1/auth/totp",
-            Some(&second),
-            Some(json!({"code": old_secret.code_at(now_seconds(&test))})),
-        ),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    let second = sign_in_again(&test, &old_secret).await;
 
     let (response, body) = send(
         &app,
