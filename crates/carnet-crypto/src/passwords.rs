@@ -73,10 +73,6 @@ impl PasswordHashing {
         Ok(hashing)
     }
 
-    pub fn cost(&self) -> HashingCost {
-        self.cost
-    }
-
     /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password`.
     pub fn hash(&self, password: &[u8], random: &dyn RandomSource) -> Result<String, CryptoError> {
         let mut salt = [0u8; 16];

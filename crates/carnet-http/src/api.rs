@@ -111,6 +111,17 @@ impl FromRequestParts<AppState> for Authenticated {
 /// The caller of a request, if an actor was authenticated.
 pub(crate) fn caller_of(parts: &Parts, settings: &crate::HttpSettings) -> Option<Caller> {
     let actor = parts.extensions.get::<Actor>()?.clone();
+    Some(caller_as(parts, settings, actor))
+}
+
+/// The caller of a request: the authenticated actor, or an anonymous one (sign-in
+/// attempts are audited as anonymous until they name an account).
+pub(crate) fn caller_or_anonymous(parts: &Parts, settings: &crate::HttpSettings) -> Caller {
+    caller_of(parts, settings).unwrap_or_else(|| caller_as(parts, settings, Actor::Anonymous))
+}
+
+/// `actor` with the request's id and client address.
+fn caller_as(parts: &Parts, settings: &crate::HttpSettings, actor: Actor) -> Caller {
     let request_id = parts
         .headers
         .get("x-request-id")
@@ -120,11 +131,11 @@ pub(crate) fn caller_of(parts: &Parts, settings: &crate::HttpSettings) -> Option
         .extensions
         .get::<crate::ClientAddress>()
         .map(|peer| peer.resolve(&parts.headers, &settings.trusted_proxies));
-    Some(Caller {
+    Caller {
         actor,
         request_id,
         client_address,
-    })
+    }
 }
 
 /// A JSON body whose rejections speak the error envelope.

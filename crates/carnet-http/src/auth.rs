@@ -10,7 +10,7 @@ use carnet_service::{Actor, Caller, PracticeAction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{ApiJson, Authenticated, caller_of, member_id, practice_id};
+use crate::api::{ApiJson, Authenticated, caller_or_anonymous, member_id, practice_id};
 use crate::error::ErrorEnvelope;
 use crate::session::{SessionToken, clear_session_cookie, session_cookie_header};
 use crate::{ApiError, AppState};
@@ -19,19 +19,13 @@ use crate::{ApiError, AppState};
 pub struct AnyCaller(pub Caller);
 
 impl FromRequestParts<AppState> for AnyCaller {
-    type Rejection = ApiError;
+    type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(caller) = caller_of(parts, &state.settings) {
-            return Ok(Self(caller));
-        }
-        parts.extensions.insert(Actor::Anonymous);
-        let caller = caller_of(parts, &state.settings).ok_or_else(ApiError::unauthenticated)?;
-        parts.extensions.remove::<Actor>();
-        Ok(Self(caller))
+        Ok(Self(caller_or_anonymous(parts, &state.settings)))
     }
 }
 

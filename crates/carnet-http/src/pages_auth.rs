@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use carnet_service::{Actor, Caller, ServiceError};
 use serde::Deserialize;
 
-use crate::api::caller_of;
+use crate::api::{caller_of, caller_or_anonymous};
 use crate::session::{SessionToken, clear_session_cookie, session_cookie_header};
 use crate::{ApiError, AppState, SessionProblem};
 
@@ -134,17 +134,6 @@ fn redirect_with_cookie(to: &str, cookie: HeaderValue) -> Response {
     response
 }
 
-/// The request's caller for sign-in pages (anonymous when nobody is signed in).
-fn anonymous_or_caller(parts: &mut Parts, state: &AppState) -> Option<Caller> {
-    if let Some(caller) = caller_of(parts, &state.settings) {
-        return Some(caller);
-    }
-    parts.extensions.insert(Actor::Anonymous);
-    let caller = caller_of(parts, &state.settings);
-    parts.extensions.remove::<Actor>();
-    caller
-}
-
 /// A caller and the session token, for the sign-in flow pages.
 pub struct FlowContext {
     caller: Caller,
@@ -158,9 +147,7 @@ impl FromRequestParts<AppState> for FlowContext {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let caller = anonymous_or_caller(parts, state).ok_or_else(|| {
-            ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
-        })?;
+        let caller = caller_or_anonymous(parts, &state.settings);
         let token = parts
             .extensions
             .get::<SessionToken>()

@@ -164,7 +164,7 @@ impl Services {
             let Some((seq, hash)) = self.store.audit_head(chain).await? else {
                 continue;
             };
-            let last = self.store.audit_checkpoints(chain).await?.pop();
+            let last = self.store.latest_audit_checkpoint(chain).await?;
             let due = match &last {
                 None => true,
                 Some(last) if last.seq >= seq => false,

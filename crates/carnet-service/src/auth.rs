@@ -20,6 +20,7 @@ use carnet_store::{AccountHolder, AccountRecord, SessionRecord, StoreError};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use crate::practices::member_target;
 use crate::{Actor, Caller, PracticeAction, PracticeScope, ServiceError, Services};
 
 /// How accounts and sessions behave (from configuration).
@@ -188,10 +189,7 @@ impl Services {
             scope.caller(),
             scope.chain(),
             Action::MemberChanged,
-            Targets {
-                member: Some(*member_id.as_uuid()),
-                ..Targets::default()
-            },
+            member_target(member_id),
             Outcome::Success,
         );
         let issued = self
@@ -226,8 +224,7 @@ impl Services {
         let now = self.now();
         let code = self.usable_activation_code(caller, typed_code, now).await?;
         let member = self
-            .committer
-            .run(move |tx| {
+            .read(move |tx| {
                 Box::pin(async move { tx.member(code.practice_id, code.member_id).await })
             })
             .await?
@@ -253,10 +250,7 @@ impl Services {
             &session_caller,
             ChainId::Practice(member.practice_id),
             Action::MemberChanged,
-            Targets {
-                member: Some(*member.id.as_uuid()),
-                ..Targets::default()
-            },
+            member_target(member.id),
             Outcome::Success,
         );
         let token =
@@ -305,8 +299,7 @@ impl Services {
         let login = normalize_login(login).unwrap_or_default();
         let now = self.now();
         let found = self
-            .committer
-            .run({
+            .read({
                 let login = login.clone();
                 move |tx| {
                     Box::pin(async move {
@@ -479,8 +472,7 @@ impl Services {
         }
         let account_id = account.id;
         let sealed = self
-            .committer
-            .run(move |tx| Box::pin(async move { tx.totp_replacement(account_id).await }))
+            .read(move |tx| Box::pin(async move { tx.totp_replacement(account_id).await }))
             .await?
             .ok_or_else(|| auth_error("Aucun remplacement de second facteur en cours."))?;
         let row = account.id.into_bytes();
@@ -556,8 +548,7 @@ impl Services {
         let now = self.now();
         let account_id = account.id;
         let totp = self
-            .committer
-            .run(move |tx| Box::pin(async move { tx.totp(account_id).await }))
+            .read(move |tx| Box::pin(async move { tx.totp(account_id).await }))
             .await?
             .ok_or_else(|| {
                 auth_error("Aucun second facteur n'est enregistré : commencez l'enrôlement.")
@@ -699,21 +690,7 @@ impl Services {
     /// What a presented session token is worth now. Touches an active session's
     /// activity (at most every 10 seconds); a locked session is not touched.
     pub async fn resolve_session(&self, token: &str) -> Result<SessionState, ServiceError> {
-        let token_hash = SecretToken::hash_of(token);
-        let found = self
-            .committer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let Some(session) = tx.session_by_token_hash(&token_hash).await? else {
-                        return Ok(None);
-                    };
-                    let account = tx.account(session.account_id).await?;
-                    let totp = tx.totp(session.account_id).await?;
-                    Ok(account.map(|account| (session, account, totp)))
-                })
-            })
-            .await?;
-        let Some((mut session, account, totp)) = found else {
+        let Some((mut session, account)) = self.load_session(token).await? else {
             return Ok(SessionState::Invalid);
         };
         let now = self.now();
@@ -721,9 +698,13 @@ impl Services {
             return Ok(SessionState::Invalid);
         }
         if session.second_factor_at.is_none() {
+            let account_id = account.id;
+            let totp = self
+                .read(move |tx| Box::pin(async move { tx.totp(account_id).await }))
+                .await?;
             return Ok(SessionState::SecondFactorRequired {
                 session_id: session.id,
-                account_id: account.id,
+                account_id,
                 needs_enrolment: totp.is_none_or(|totp| totp.confirmed_at.is_none()),
             });
         }
@@ -825,8 +806,7 @@ impl Services {
         let (current, account) = self.session_and_account(token).await?;
         let account_id = account.id;
         let sessions = self
-            .committer
-            .run(move |tx| Box::pin(async move { tx.sessions_of(account_id).await }))
+            .read(move |tx| Box::pin(async move { tx.sessions_of(account_id).await }))
             .await?;
         Ok(sessions
             .into_iter()
@@ -955,8 +935,7 @@ impl Services {
             .take(4)
             .collect();
         let candidates = self
-            .committer
-            .run({
+            .read({
                 let prefix = prefix.clone();
                 move |tx| Box::pin(async move { tx.activation_codes_with_prefix(&prefix).await })
             })
@@ -1046,10 +1025,7 @@ impl Services {
             scope.caller(),
             scope.chain(),
             Action::MemberChanged,
-            Targets {
-                member: Some(*member_id.as_uuid()),
-                ..Targets::default()
-            },
+            member_target(member_id),
             Outcome::Success,
         );
         let found = self
@@ -1143,27 +1119,36 @@ impl Services {
         &self,
         token: &str,
     ) -> Result<(SessionRecord, AccountRecord), ServiceError> {
-        let token_hash = SecretToken::hash_of(token);
-        let found = self
-            .committer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let Some(session) = tx.session_by_token_hash(&token_hash).await? else {
-                        return Ok(None);
-                    };
-                    Ok(tx
-                        .account(session.account_id)
-                        .await?
-                        .map(|account| (session, account)))
-                })
-            })
-            .await?;
-        let (session, account) =
-            found.ok_or_else(|| auth_error("Session inconnue : connectez-vous."))?;
+        let (session, account) = self
+            .load_session(token)
+            .await?
+            .ok_or_else(|| auth_error("Session inconnue : connectez-vous."))?;
         if session.revoked_at.is_some() || self.now() >= session.expires_at {
             return Err(auth_error("Session terminée : connectez-vous."));
         }
         Ok((session, account))
+    }
+
+    /// The session of a presented token and its account, if both exist (whatever their
+    /// state). Read on a plain transaction, not through the group-committing writer:
+    /// this runs on every signed-in request and writes nothing.
+    async fn load_session(
+        &self,
+        token: &str,
+    ) -> Result<Option<(SessionRecord, AccountRecord)>, ServiceError> {
+        let token_hash = SecretToken::hash_of(token);
+        self.read(move |tx| {
+            Box::pin(async move {
+                let Some(session) = tx.session_by_token_hash(&token_hash).await? else {
+                    return Ok(None);
+                };
+                Ok(tx
+                    .account(session.account_id)
+                    .await?
+                    .map(|account| (session, account)))
+            })
+        })
+        .await
     }
 
     /// A live session whose password step is done and whose second factor is due.

@@ -70,11 +70,6 @@ impl Services {
         }
     }
 
-    /// The audit public key recorded at the instance's creation.
-    pub async fn recorded_audit_public_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store.instance_meta(AUDIT_PUBLIC_KEY).await
-    }
-
     /// Whether the database was ever given an instance key (it holds data of an instance).
     pub async fn has_recorded_instance_key(&self) -> Result<bool, StoreError> {
         Ok(self.store.instance_meta(KEY_CHECK).await?.is_some())

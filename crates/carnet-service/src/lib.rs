@@ -177,6 +177,18 @@ impl Services {
             .await?)
     }
 
+    /// Runs read-only `work` on a transaction of its own, beside the writer: reads that
+    /// need no audit entry (sessions, sign-in state) must not queue behind audited jobs.
+    pub(crate) async fn read<T, F>(&self, work: F) -> Result<T, ServiceError>
+    where
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, StoreError>>,
+    {
+        let mut tx = self.store.transaction().await?;
+        let value = work(&mut tx).await;
+        tx.rollback().await?;
+        Ok(value?)
+    }
+
     /// The parts of a new time-ordered id: the current time and ten random bytes.
     fn new_id_parts(&self) -> Result<(u64, [u8; 10]), ServiceError> {
         let mut random = [0u8; 10];

@@ -84,14 +84,6 @@ impl Services {
         Ok(self.store.list_practices().await?)
     }
 
-    /// The practice a scope was authorized for.
-    pub async fn practice(&self, scope: &PracticeScope) -> Result<Practice, ServiceError> {
-        self.store
-            .practice(scope.practice_id())
-            .await?
-            .ok_or(ServiceError::NotFound)
-    }
-
     /// Adds a member to the practice of `scope`. The platform side adds holders only (the
     /// practice's first holders); a holder adds anyone.
     pub async fn add_member(
@@ -339,7 +331,8 @@ enum Decided {
     NoNumber,
 }
 
-fn member_target(member_id: MemberId) -> Targets {
+/// The audit target of an event about one member.
+pub(crate) fn member_target(member_id: MemberId) -> Targets {
     Targets {
         member: Some(*member_id.as_uuid()),
         ..Targets::default()

@@ -70,6 +70,14 @@ const ACCOUNT_QUERY: &str = "SELECT a.id, a.member_id, a.practice_id, a.admin_id
      FROM accounts a LEFT JOIN members m ON m.id = a.member_id \
      LEFT JOIN platform_admins p ON p.id = a.admin_id";
 
+/// The unique keys an account is looked up by.
+#[derive(Clone, Copy)]
+enum AccountKey<'a> {
+    Login(&'a str),
+    Member(MemberId),
+    Id(Uuid),
+}
+
 /// (member, practice, code hash, expires at, used at, failures).
 type ActivationRow = (Uuid, Uuid, Vec<u8>, i64, Option<i64>, i64);
 
@@ -262,37 +270,38 @@ impl Tx {
         &mut self,
         login: &str,
     ) -> Result<Option<AccountRecord>, StoreError> {
-        let sql = format!("{ACCOUNT_QUERY} WHERE a.login = $1");
-        on_tx!(self, |conn| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(login)
-                .fetch_optional(&mut *conn)
-                .await?;
-            row.map(|row| account_row!(row)).transpose()
-        })
+        self.account_where(AccountKey::Login(login)).await
     }
 
     pub async fn account_of_member(
         &mut self,
         member_id: MemberId,
     ) -> Result<Option<AccountRecord>, StoreError> {
-        let sql = format!("{ACCOUNT_QUERY} WHERE a.member_id = $1");
-        on_tx!(self, |conn| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(member_id.as_uuid())
-                .fetch_optional(&mut *conn)
-                .await?;
-            row.map(|row| account_row!(row)).transpose()
-        })
+        self.account_where(AccountKey::Member(member_id)).await
     }
 
     pub async fn account(&mut self, id: Uuid) -> Result<Option<AccountRecord>, StoreError> {
-        let sql = format!("{ACCOUNT_QUERY} WHERE a.id = $1");
+        self.account_where(AccountKey::Id(id)).await
+    }
+
+    async fn account_where(
+        &mut self,
+        key: AccountKey<'_>,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        let column = match key {
+            AccountKey::Login(_) => "a.login",
+            AccountKey::Member(_) => "a.member_id",
+            AccountKey::Id(_) => "a.id",
+        };
+        let sql = format!("{ACCOUNT_QUERY} WHERE {column} = $1");
         on_tx!(self, |conn| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let query = match key {
+                AccountKey::Login(login) => query.bind(login),
+                AccountKey::Member(member_id) => query.bind(*member_id.as_uuid()),
+                AccountKey::Id(id) => query.bind(id),
+            };
+            let row = query.fetch_optional(&mut *conn).await?;
             row.map(|row| account_row!(row)).transpose()
         })
     }

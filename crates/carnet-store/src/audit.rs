@@ -342,14 +342,39 @@ impl Store {
 
     /// The checkpoints stored in the database for a chain, oldest first.
     pub async fn audit_checkpoints(&self, chain: ChainId) -> Result<Vec<Checkpoint>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = on_backend!(self, |pool| {
-            sqlx::query_as(
+        self.checkpoints_of(
+            chain,
+            "SELECT seq, head_hash, at, signature FROM audit_checkpoints \
+             WHERE chain_id = $1 ORDER BY seq",
+        )
+        .await
+    }
+
+    /// The newest checkpoint of a chain (the checkpoint job asks every minute).
+    pub async fn latest_audit_checkpoint(
+        &self,
+        chain: ChainId,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self
+            .checkpoints_of(
+                chain,
                 "SELECT seq, head_hash, at, signature FROM audit_checkpoints \
-                 WHERE chain_id = $1 ORDER BY seq",
+                 WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1",
             )
-            .bind(chain.to_string())
-            .fetch_all(pool)
             .await?
+            .pop())
+    }
+
+    async fn checkpoints_of(
+        &self,
+        chain: ChainId,
+        sql: &'static str,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = on_backend!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(chain.to_string())
+                .fetch_all(pool)
+                .await?
         });
         rows.into_iter()
             .map(|(seq, hash, at, signature)| {

@@ -14,7 +14,7 @@ mod migrations;
 mod rows;
 mod tx;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use carnet_domain::{AdminId, Practice, PracticeId, Timestamp};
@@ -92,7 +92,7 @@ pub enum BackendKind {
 
 #[derive(Clone, Debug)]
 enum Backend {
-    Sqlite { pool: SqlitePool, path: PathBuf },
+    Sqlite { pool: SqlitePool },
     Postgres { pool: PgPool },
 }
 
@@ -148,10 +148,7 @@ impl Store {
             .connect_with(options)
             .await?;
         Ok(Self {
-            backend: Backend::Sqlite {
-                pool,
-                path: path.to_owned(),
-            },
+            backend: Backend::Sqlite { pool },
         })
     }
 
@@ -177,14 +174,6 @@ impl Store {
         match self.backend {
             Backend::Sqlite { .. } => BackendKind::Sqlite,
             Backend::Postgres { .. } => BackendKind::Postgres,
-        }
-    }
-
-    /// The SQLite database file, when on SQLite.
-    pub fn sqlite_path(&self) -> Option<&Path> {
-        match &self.backend {
-            Backend::Sqlite { path, .. } => Some(path),
-            Backend::Postgres { .. } => None,
         }
     }
 
