@@ -145,6 +145,7 @@ impl Tx {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "INSERT INTO activation_codes (member_id, practice_id, code_prefix, code_hash, \
@@ -199,6 +200,7 @@ impl Tx {
 
     /// Counts one wrong try against every code with `prefix`.
     pub async fn activation_code_failed(&mut self, prefix: &str) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE activation_codes SET failures = failures + 1 WHERE code_prefix = $1",
@@ -215,6 +217,7 @@ impl Tx {
         member_id: MemberId,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query("UPDATE activation_codes SET used_at = $2 WHERE member_id = $1")
                 .bind(member_id.as_uuid())
@@ -235,6 +238,7 @@ impl Tx {
         password_hash: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         let (member, practice, admin) = match holder {
             AccountHolder::Member {
                 member_id,
@@ -313,6 +317,7 @@ impl Tx {
         password_hash: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE accounts SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
@@ -332,6 +337,7 @@ impl Tx {
         account_id: Uuid,
         password_hash: &str,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1")
                 .bind(account_id)
@@ -350,6 +356,7 @@ impl Tx {
         kind: &'static str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query("INSERT INTO auth_failures (account_id, at, kind) VALUES ($1, $2, $3)")
                 .bind(account_id)
@@ -387,6 +394,7 @@ impl Tx {
         by_member: Option<MemberId>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "INSERT INTO account_unlocks (account_id, at, by_member) VALUES ($1, $2, $3)",
@@ -409,6 +417,7 @@ impl Tx {
         sealed_secret: &[u8],
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "INSERT INTO totp_credentials (account_id, sealed_secret, created_at, confirmed_at, \
@@ -451,6 +460,7 @@ impl Tx {
         step: i64,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE totp_credentials SET last_used_step = $2, \
@@ -472,6 +482,7 @@ impl Tx {
         sealed_secret: &[u8],
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "INSERT INTO totp_replacements (account_id, sealed_secret, created_at) \
@@ -503,6 +514,7 @@ impl Tx {
     }
 
     pub async fn delete_totp_replacement(&mut self, account_id: Uuid) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query("DELETE FROM totp_replacements WHERE account_id = $1")
                 .bind(account_id)
@@ -519,6 +531,7 @@ impl Tx {
         code_hashes: &[[u8; 32]],
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
                 .bind(account_id)
@@ -543,6 +556,7 @@ impl Tx {
         code_hash: &[u8],
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             let done = sqlx::query(
                 "UPDATE recovery_codes SET used_at = $3 WHERE account_id = $1 AND code_hash = $2 \
@@ -567,6 +581,7 @@ impl Tx {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "INSERT INTO sessions (id, token_hash, account_id, created_at, last_seen_at, \
@@ -617,6 +632,7 @@ impl Tx {
     /// Updates a session's activity: last seen, and optionally second factor, fresh
     /// authentication (unlock, re-authentication) and TOTP tries.
     pub async fn update_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE sessions SET last_seen_at = $2, second_factor_at = $3, \
@@ -642,6 +658,7 @@ impl Tx {
         keep: Option<Uuid>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
+        self.before_write().await?;
         on_tx!(self, |conn| {
             let done = sqlx::query(
                 "UPDATE sessions SET revoked_at = $3 WHERE account_id = $1 AND revoked_at IS NULL \

@@ -11,6 +11,7 @@ mod accounts;
 mod audit;
 mod committer;
 mod migrations;
+mod passkeys;
 mod rows;
 mod tx;
 
@@ -27,6 +28,7 @@ pub use accounts::{AccountHolder, AccountRecord, ActivationRecord, SessionRecord
 pub use audit::AuditQuery;
 pub use committer::{BoxFuture, GroupCommitter};
 pub use migrations::MigrationStatus;
+pub use passkeys::{CeremonyRecord, PasskeyRecord};
 pub use tx::Tx;
 
 /// What can go wrong in storage. Messages never carry stored values.

@@ -34,6 +34,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "totp replacements",
         include_str!("../migrations/sqlite/0004_totp_replacements.sql"),
     ),
+    (
+        5,
+        "passkeys and setup links",
+        include_str!("../migrations/sqlite/0005_passkeys_and_setup.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -57,6 +62,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "totp replacements",
         include_str!("../migrations/postgres/0004_totp_replacements.sql"),
+    ),
+    (
+        5,
+        "passkeys and setup links",
+        include_str!("../migrations/postgres/0005_passkeys_and_setup.sql"),
     ),
 ];
 

@@ -95,7 +95,7 @@ impl Tx {
 
     /// Called by every method that changes data: inside a group-commit job, opens the
     /// job's savepoint first so a failing job can be rolled back alone.
-    async fn before_write(&mut self) -> Result<(), StoreError> {
+    pub(crate) async fn before_write(&mut self) -> Result<(), StoreError> {
         if self.job == Some(false) {
             self.execute_plain("SAVEPOINT carnet_job").await?;
             self.job = Some(true);

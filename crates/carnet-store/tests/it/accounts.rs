@@ -2,7 +2,9 @@ use carnet_domain::{
     Address, AdminId, Member, MemberId, MemberName, Phone, Practice, PracticeId, PracticeName,
     Profession, ProfessionalIdState, Role, Timestamp,
 };
-use carnet_store::{AccountHolder, Store, StoreError};
+use carnet_store::{
+    AccountHolder, CeremonyRecord, GroupCommitter, PasskeyRecord, Store, StoreError,
+};
 use uuid::Uuid;
 
 use crate::support::conformance;
@@ -13,6 +15,10 @@ conformance!(
     sessions_are_stored_updated_and_revoked,
     recovery_codes_work_once_and_totp_steps_are_kept,
     password_failures_count_since_the_last_unlock,
+    passkeys_are_listed_used_renamed_and_removed,
+    ceremonies_are_taken_once_and_expire,
+    setup_links_work_once_and_retire_older_ones,
+    a_failing_account_job_rolls_back_alone,
 );
 
 const T0: i64 = 1_795_429_020_000;
@@ -377,4 +383,237 @@ async fn password_failures_count_since_the_last_unlock(store: &Store) {
         1
     );
     tx.commit().await.expect("commit");
+}
+
+/// The member's account, created on its own.
+async fn member_account(store: &Store) -> Uuid {
+    let (practice, member, _) = world(store).await;
+    let account = Uuid::from_u128(10);
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_account(
+        account,
+        &holder(practice, member),
+        "anne@example.fr",
+        "$argon2id$x",
+        at(1),
+    )
+    .await
+    .expect("account");
+    tx.commit().await.expect("commit");
+    account
+}
+
+fn passkey(id: u128, account_id: Uuid, credential_id: &[u8], name: &str) -> PasskeyRecord {
+    PasskeyRecord {
+        id: Uuid::from_u128(id),
+        account_id,
+        credential_id: credential_id.to_vec(),
+        name: name.into(),
+        credential: format!("{{\"counter\":{id}}}"),
+        created_at: at(i64::try_from(id).expect("small")),
+        last_used_at: None,
+    }
+}
+
+async fn passkeys_are_listed_used_renamed_and_removed(store: &Store) {
+    let account = member_account(store).await;
+    let mut tx = store.transaction().await.expect("begin");
+    let first = passkey(100, account, b"cred-1", "Téléphone");
+    let second = passkey(101, account, b"cred-2", "Clé USB");
+    tx.insert_passkey(&first).await.expect("first");
+    tx.insert_passkey(&second).await.expect("second");
+    assert!(
+        matches!(
+            tx.insert_passkey(&passkey(102, account, b"cred-1", "Copie"))
+                .await,
+            Err(StoreError::Conflict)
+        ),
+        "a credential is registered once"
+    );
+    tx.rollback().await.expect("rollback");
+
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_passkey(&first).await.expect("first");
+    tx.insert_passkey(&second).await.expect("second");
+    assert_eq!(
+        tx.passkeys_of(account).await.expect("list"),
+        vec![first.clone(), second.clone()]
+    );
+    tx.passkey_used(first.id, "{\"counter\":7}", at(50))
+        .await
+        .expect("used");
+    let found = tx
+        .passkey_by_credential_id(b"cred-1")
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(found.credential, "{\"counter\":7}");
+    assert_eq!(found.last_used_at, Some(at(50)));
+    assert!(
+        tx.rename_passkey(account, second.id, "Clé du bureau")
+            .await
+            .expect("rename")
+    );
+    assert!(
+        !tx.rename_passkey(Uuid::from_u128(99), second.id, "Vol")
+            .await
+            .expect("rename"),
+        "another account cannot rename it"
+    );
+    assert!(
+        !tx.remove_passkey(Uuid::from_u128(99), first.id, at(60))
+            .await
+            .expect("remove"),
+        "another account cannot remove it"
+    );
+    assert!(
+        tx.remove_passkey(account, first.id, at(60))
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !tx.remove_passkey(account, first.id, at(61))
+            .await
+            .expect("again")
+    );
+    let left = tx.passkeys_of(account).await.expect("list");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].name, "Clé du bureau");
+    assert_eq!(
+        tx.passkey_by_credential_id(b"cred-1").await.expect("query"),
+        None,
+        "a removed passkey no longer signs in"
+    );
+    tx.commit().await.expect("commit");
+}
+
+async fn ceremonies_are_taken_once_and_expire(store: &Store) {
+    let account = member_account(store).await;
+    let ceremony = CeremonyRecord {
+        kind: "registration".into(),
+        account_id: Some(account),
+        session_id: None,
+        state: "{}".into(),
+        expires_at: at(300_000),
+    };
+    let mut tx = store.transaction().await.expect("begin");
+    tx.put_ceremony(&[1; 32], &ceremony, at(0))
+        .await
+        .expect("put");
+    tx.put_ceremony(&[2; 32], &ceremony, at(0))
+        .await
+        .expect("put");
+    assert_eq!(
+        tx.take_ceremony(&[1; 32], at(1000)).await.expect("take"),
+        Some(ceremony.clone())
+    );
+    assert_eq!(
+        tx.take_ceremony(&[1; 32], at(1000)).await.expect("take"),
+        None,
+        "single use"
+    );
+    assert_eq!(
+        tx.take_ceremony(&[2; 32], at(300_000)).await.expect("take"),
+        None,
+        "expired"
+    );
+    tx.put_ceremony(&[3; 32], &ceremony, at(0))
+        .await
+        .expect("put");
+    tx.put_ceremony(&[4; 32], &ceremony, at(400_000))
+        .await
+        .expect("put sweeps the expired");
+    assert_eq!(
+        tx.take_ceremony(&[3; 32], at(0)).await.expect("take"),
+        None,
+        "swept when expired"
+    );
+    tx.commit().await.expect("commit");
+}
+
+async fn setup_links_work_once_and_retire_older_ones(store: &Store) {
+    let mut tx = store.transaction().await.expect("begin");
+    assert!(!tx.admin_account_exists().await.expect("query"));
+    tx.insert_setup_link(&[1; 32], at(0), at(3_600_000))
+        .await
+        .expect("first");
+    tx.insert_setup_link(&[2; 32], at(10), at(3_600_010))
+        .await
+        .expect("second");
+    assert!(
+        !tx.use_setup_link(&[1; 32], at(20)).await.expect("use"),
+        "retired by the newer link"
+    );
+    assert!(
+        !tx.use_setup_link(&[2; 32], at(3_600_010))
+            .await
+            .expect("use"),
+        "expired after one hour"
+    );
+    assert!(tx.use_setup_link(&[2; 32], at(30)).await.expect("use"));
+    assert!(
+        !tx.use_setup_link(&[2; 32], at(40)).await.expect("use"),
+        "single use"
+    );
+    tx.commit().await.expect("commit");
+    let (_, _, admin) = world(store).await;
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_account(
+        Uuid::from_u128(11),
+        &AccountHolder::Admin(admin),
+        "admin@example.fr",
+        "$argon2id$y",
+        at(1),
+    )
+    .await
+    .expect("admin account");
+    assert!(tx.admin_account_exists().await.expect("query"));
+    tx.commit().await.expect("commit");
+}
+
+/// A job that writes, then fails on a conflict, is undone alone: on PostgreSQL a failed
+/// statement outside a savepoint would abort the whole batch.
+async fn a_failing_account_job_rolls_back_alone(store: &Store) {
+    let account = member_account(store).await;
+    let committer = GroupCommitter::start(store.clone(), 16);
+    let jobs = (0..8_u8).map(|index| {
+        let committer = committer.clone();
+        tokio::spawn(async move {
+            committer
+                .run(move |tx| {
+                    Box::pin(async move {
+                        tx.record_auth_failure(account, "password", at(i64::from(index)))
+                            .await?;
+                        if index % 2 == 0 {
+                            // The same login again: a conflict after a write.
+                            tx.insert_account(
+                                Uuid::from_u128(500 + u128::from(index)),
+                                &AccountHolder::Admin(carnet_domain::AdminId::new_v7(3, &[3; 10])),
+                                "anne@example.fr",
+                                "h",
+                                at(2),
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await
+        })
+    });
+    let mut failed = 0;
+    for job in jobs.collect::<Vec<_>>() {
+        match job.await.expect("join") {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => failed += 1,
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    assert_eq!(failed, 4);
+    let mut tx = store.transaction().await.expect("begin");
+    let (count, _) = tx
+        .password_failures_since(account, at(-1))
+        .await
+        .expect("count");
+    assert_eq!(count, 4, "only the succeeding jobs' writes remain");
 }
