@@ -92,6 +92,8 @@ closed_list!(
         MembersListed => "members_listed", "liste des membres consultée";
         ProfessionalIdDecided => "professional_id_decided", "numéro professionnel examiné";
         AdminCreated => "admin_created", "administrateur créé";
+        SetupLinkIssued => "setup_link_issued", "lien d'installation émis";
+        SecondFactorChanged => "second_factor_changed", "second facteur modifié";
         AuditRead => "audit_read", "journal consulté";
         AuditExported => "audit_exported", "journal exporté";
         KeyRotated => "key_rotated", "clé renouvelée";

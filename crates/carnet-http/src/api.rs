@@ -62,6 +62,13 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::auth::my_sessions))
         .routes(routes!(crate::auth::revoke_session))
         .routes(routes!(crate::auth::change_password))
+        .routes(routes!(crate::passkeys::start_registration))
+        .routes(routes!(crate::passkeys::finish_registration))
+        .routes(routes!(crate::passkeys::start_sign_in))
+        .routes(routes!(crate::passkeys::finish_sign_in))
+        .routes(routes!(crate::passkeys::list))
+        .routes(routes!(crate::passkeys::rename, crate::passkeys::remove))
+        .routes(routes!(crate::passkeys::setup))
         .routes(routes!(crate::audit::practice_audit_events))
         .routes(routes!(crate::audit::patient_access_history))
         .routes(routes!(crate::audit::instance_audit_events))
@@ -103,8 +110,33 @@ impl FromRequestParts<AppState> for Authenticated {
         Err(match parts.extensions.get::<crate::SessionProblem>() {
             Some(crate::SessionProblem::Locked) => ApiError::session_locked(),
             Some(crate::SessionProblem::SecondFactorRequired) => ApiError::second_factor_required(),
+            Some(crate::SessionProblem::PasswordExpired) => ApiError::password_expired(),
             Some(crate::SessionProblem::Invalid) | None => ApiError::unauthenticated(),
         })
+    }
+}
+
+/// The caller allowed to change a password: signed in, or signed in with an expired
+/// password (which may do nothing else).
+pub struct PasswordChanger(pub Caller);
+
+impl FromRequestParts<AppState> for PasswordChanger {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(crate::session::ExpiredPasswordActor(actor)) =
+            parts
+                .extensions
+                .get::<crate::session::ExpiredPasswordActor>()
+        {
+            return Ok(Self(caller_as(parts, &state.settings, actor.clone())));
+        }
+        Authenticated::from_request_parts(parts, state)
+            .await
+            .map(|Authenticated(caller)| Self(caller))
     }
 }
 

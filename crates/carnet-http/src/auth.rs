@@ -66,7 +66,7 @@ pub struct SignInBody {
     needs_enrolment: bool,
 }
 
-fn signed_in(status: StatusCode, issued: &carnet_service::IssuedSession) -> Response {
+pub(crate) fn signed_in(status: StatusCode, issued: &carnet_service::IssuedSession) -> Response {
     (
         status,
         [(
@@ -399,7 +399,7 @@ pub struct ChangePasswordRequest {
     ))]
 pub async fn change_password(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    crate::api::PasswordChanger(caller): crate::api::PasswordChanger,
     Token(token): Token,
     ApiJson(request): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {

@@ -62,6 +62,14 @@ impl ApiError {
         )
     }
 
+    pub fn password_expired() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "password_expired",
+            "Votre mot de passe a expiré : changez-le pour continuer.",
+        )
+    }
+
     pub fn second_factor_required() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,

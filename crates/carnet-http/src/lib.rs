@@ -17,6 +17,8 @@ mod limiter;
 mod middleware;
 mod pages;
 mod pages_auth;
+mod pages_passkeys;
+mod passkeys;
 mod session;
 
 use std::net::IpAddr;
@@ -164,6 +166,19 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/deconnexion", axum::routing::post(pages_auth::logout))
         .route("/deverrouiller", axum::routing::post(pages_auth::unlock))
+        .route("/cles-d-acces", get(pages_passkeys::passkeys))
+        .route(
+            "/cles-d-acces/{passkey_id}/renommer",
+            axum::routing::post(pages_passkeys::rename),
+        )
+        .route(
+            "/cles-d-acces/{passkey_id}/retirer",
+            axum::routing::post(pages_passkeys::remove),
+        )
+        .route(
+            "/installation",
+            get(pages_passkeys::setup_form).post(pages_passkeys::setup_submit),
+        )
         .merge(api_router)
         .fallback(pages::not_found)
         .with_state(state)

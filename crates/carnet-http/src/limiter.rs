@@ -20,7 +20,10 @@ const WINDOW_MILLIS: i64 = 60_000;
 const MAX_ADDRESSES: usize = 100_000;
 
 /// The routes that check a secret (password, code) on behalf of someone not yet signed in.
-const GUARDED: [&str; 10] = [
+const GUARDED: [&str; 13] = [
+    "/api/v1/auth/passkeys/sign-in/finish",
+    "/api/v1/setup",
+    "/installation",
     "/api/v1/auth/login",
     "/api/v1/auth/activate",
     "/api/v1/auth/totp",

@@ -15,7 +15,7 @@ use crate::api::{caller_of, caller_or_anonymous};
 use crate::session::{SessionToken, clear_session_cookie, session_cookie_header};
 use crate::{ApiError, AppState, SessionProblem};
 
-struct Field {
+pub(crate) struct Field {
     name: &'static str,
     label: &'static str,
     kind: &'static str,
@@ -23,7 +23,7 @@ struct Field {
     required: bool,
 }
 
-const fn field(
+pub(crate) const fn field(
     name: &'static str,
     label: &'static str,
     kind: &'static str,
@@ -40,21 +40,32 @@ const fn field(
 
 #[derive(Template)]
 #[template(path = "form_page.html")]
-struct FormPage {
-    title: &'static str,
-    intro: String,
-    error: String,
-    action: String,
-    fields: Vec<Field>,
-    submit: &'static str,
-    qr_svg: String,
-    secret: String,
-    footer_link: &'static str,
-    footer_text: &'static str,
+pub(crate) struct FormPage {
+    pub(crate) title: &'static str,
+    pub(crate) intro: String,
+    pub(crate) error: String,
+    pub(crate) action: String,
+    pub(crate) fields: Vec<Field>,
+    pub(crate) submit: &'static str,
+    pub(crate) qr_svg: String,
+    pub(crate) secret: String,
+    pub(crate) footer_link: &'static str,
+    pub(crate) footer_text: &'static str,
+    /// A hidden field carried by the form (the setup link's secret).
+    pub(crate) hidden_name: &'static str,
+    pub(crate) hidden_value: String,
+    /// A "sign in with a passkey" button (label; empty: none) and where it leads.
+    pub(crate) passkey_button: &'static str,
+    pub(crate) passkey_next: &'static str,
 }
 
 impl FormPage {
-    fn new(title: &'static str, action: &str, fields: Vec<Field>, submit: &'static str) -> Self {
+    pub(crate) fn new(
+        title: &'static str,
+        action: &str,
+        fields: Vec<Field>,
+        submit: &'static str,
+    ) -> Self {
         Self {
             title,
             intro: String::new(),
@@ -66,6 +77,10 @@ impl FormPage {
             secret: String::new(),
             footer_link: "",
             footer_text: "",
+            hidden_name: "",
+            hidden_value: String::new(),
+            passkey_button: "",
+            passkey_next: "/espace",
         }
     }
 }
@@ -102,7 +117,7 @@ struct SessionsPage {
     lock_seconds: u64,
 }
 
-fn render(page: &impl Template, status: StatusCode) -> Response {
+pub(crate) fn render(page: &impl Template, status: StatusCode) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
@@ -112,7 +127,7 @@ fn render(page: &impl Template, status: StatusCode) -> Response {
     }
 }
 
-fn with_error(mut page: FormPage, error: &ServiceError) -> Response {
+pub(crate) fn with_error(mut page: FormPage, error: &ServiceError) -> Response {
     page.error = error.to_string();
     let status = ApiError::from(ServiceError::Authentication {
         message: String::new(),
@@ -128,7 +143,7 @@ fn with_error(mut page: FormPage, error: &ServiceError) -> Response {
     render(&page, status)
 }
 
-fn redirect_with_cookie(to: &str, cookie: HeaderValue) -> Response {
+pub(crate) fn redirect_with_cookie(to: &str, cookie: HeaderValue) -> Response {
     let mut response = Redirect::to(to).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     response
@@ -136,8 +151,8 @@ fn redirect_with_cookie(to: &str, cookie: HeaderValue) -> Response {
 
 /// A caller and the session token, for the sign-in flow pages.
 pub struct FlowContext {
-    caller: Caller,
-    token: Option<String>,
+    pub(crate) caller: Caller,
+    pub(crate) token: Option<String>,
 }
 
 impl FromRequestParts<AppState> for FlowContext {
@@ -159,8 +174,8 @@ impl FromRequestParts<AppState> for FlowContext {
 /// A signed-in page's caller; a locked session gets the lock screen instead, and no
 /// session the sign-in page.
 pub struct SignedIn {
-    caller: Caller,
-    token: String,
+    pub(crate) caller: Caller,
+    pub(crate) token: String,
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -181,9 +196,52 @@ impl FromRequestParts<AppState> for SignedIn {
                 Some(SessionProblem::SecondFactorRequired) => {
                     Redirect::to("/connexion/second-facteur").into_response()
                 }
+                Some(SessionProblem::PasswordExpired) => {
+                    Redirect::to("/mot-de-passe").into_response()
+                }
                 _ => Redirect::to("/connexion").into_response(),
             }),
         }
+    }
+}
+
+/// The password change page's caller: signed in, or signed in with an expired password
+/// (then this page is the only one served).
+pub struct PasswordPageCaller {
+    caller: Caller,
+    token: String,
+    expired: bool,
+}
+
+impl FromRequestParts<AppState> for PasswordPageCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let expired = parts
+            .extensions
+            .get::<crate::session::ExpiredPasswordActor>()
+            .is_some();
+        if expired
+            && let (Ok(crate::api::PasswordChanger(caller)), Some(SessionToken(token))) = (
+                crate::api::PasswordChanger::from_request_parts(parts, state).await,
+                parts.extensions.get::<SessionToken>(),
+            )
+        {
+            return Ok(Self {
+                caller,
+                token: token.clone(),
+                expired,
+            });
+        }
+        let signed_in = SignedIn::from_request_parts(parts, state).await?;
+        Ok(Self {
+            caller: signed_in.caller,
+            token: signed_in.token,
+            expired: false,
+        })
     }
 }
 
@@ -235,8 +293,17 @@ fn login_page() -> FormPage {
     page
 }
 
-pub async fn login_form() -> Response {
-    render(&login_page(), StatusCode::OK)
+pub async fn login_form(State(state): State<AppState>) -> Response {
+    render(&login_page_for(&state), StatusCode::OK)
+}
+
+/// The sign-in page, with the passkey button when passkeys are configured.
+fn login_page_for(state: &AppState) -> FormPage {
+    let mut page = login_page();
+    if state.services.passkeys_enabled() {
+        page.passkey_button = "Se connecter avec une clé d'accès";
+    }
+    page
 }
 
 #[derive(Deserialize)]
@@ -263,7 +330,7 @@ pub async fn login_submit(
             };
             redirect_with_cookie(next, session_cookie_header(issued.token.expose()))
         }
-        Err(error) => with_error(login_page(), &error),
+        Err(error) => with_error(login_page_for(&state), &error),
     }
 }
 
@@ -287,8 +354,26 @@ fn second_factor_page() -> FormPage {
     page
 }
 
-pub async fn second_factor_form() -> Response {
-    render(&second_factor_page(), StatusCode::OK)
+pub async fn second_factor_form(State(state): State<AppState>, context: FlowContext) -> Response {
+    let Some(token) = context.token else {
+        return Redirect::to("/connexion").into_response();
+    };
+    let Ok(options) = state.services.second_factor_options(&token).await else {
+        return Redirect::to("/connexion").into_response();
+    };
+    if options.needs_enrolment {
+        return Redirect::to("/connexion/enrolement").into_response();
+    }
+    let mut page = second_factor_page();
+    if options.passkeys {
+        page.passkey_button = "Utiliser ma clé d'accès";
+    }
+    if !options.totp {
+        page.fields.clear();
+        page.intro = "Confirmez votre connexion avec votre clé d'accès.".into();
+        page.footer_text = "Clé perdue ? Utiliser un code de secours";
+    }
+    render(&page, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -411,6 +496,13 @@ pub async fn enrolment_form(State(state): State<AppState>, context: FlowContext)
     let Some(token) = context.token else {
         return Redirect::to("/connexion").into_response();
     };
+    match state.services.second_factor_options(&token).await {
+        Ok(options) if options.admin => {
+            return crate::pages_passkeys::enrolment_page(&state, "");
+        }
+        Ok(_) => {}
+        Err(_) => return Redirect::to("/connexion").into_response(),
+    }
     match state.services.start_totp_enrolment(&token).await {
         Ok(enrolment) => {
             let mut page = second_factor_page();
@@ -443,7 +535,7 @@ fn qr_svg(uri: &str) -> String {
 
 // ---- signed in ------------------------------------------------------------------------------
 
-fn idle_seconds(state: &AppState) -> (u64, u64) {
+pub(crate) fn idle_seconds(state: &AppState) -> (u64, u64) {
     (
         state.settings.blur_after.as_secs(),
         state.settings.idle_lock.as_secs(),
@@ -545,7 +637,7 @@ pub async fn logout(State(state): State<AppState>, context: FlowContext) -> Resp
     redirect_with_cookie("/connexion", clear_session_cookie())
 }
 
-fn password_change_page() -> FormPage {
+fn password_change_page(expired: bool) -> FormPage {
     let mut page = FormPage::new(
         "Changer de mot de passe",
         "/mot-de-passe",
@@ -566,13 +658,21 @@ fn password_change_page() -> FormPage {
         "Changer",
     );
     page.intro = "Vos autres sessions seront fermées. Au moins 12 caractères avec majuscule, minuscule, chiffre et caractère spécial.".into();
-    page.footer_link = "/espace";
-    page.footer_text = "Retour à mon espace";
+    if expired {
+        page.intro = format!(
+            "Votre mot de passe a atteint sa durée de validité : choisissez-en un nouveau pour continuer. {}",
+            page.intro
+        );
+        page.footer_link = "";
+    } else {
+        page.footer_link = "/espace";
+        page.footer_text = "Retour à mon espace";
+    }
     page
 }
 
-pub async fn password_change_form(_signed_in: SignedIn) -> Response {
-    render(&password_change_page(), StatusCode::OK)
+pub async fn password_change_form(caller: PasswordPageCaller) -> Response {
+    render(&password_change_page(caller.expired), StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -583,7 +683,7 @@ pub struct PasswordChangeForm {
 
 pub async fn password_change_submit(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    signed_in: PasswordPageCaller,
     Form(form): Form<PasswordChangeForm>,
 ) -> Response {
     match state
@@ -601,7 +701,7 @@ pub async fn password_change_submit(
             "Mot de passe changé",
             "Votre mot de passe est changé ; vos autres sessions sont fermées.",
         ),
-        Err(error) => with_error(password_change_page(), &error),
+        Err(error) => with_error(password_change_page(signed_in.expired), &error),
     }
 }
 

@@ -19,9 +19,15 @@ pub enum SessionProblem {
     Locked,
     /// The second factor is still due.
     SecondFactorRequired,
+    /// The password is older than allowed: only changing it is served.
+    PasswordExpired,
     /// Unknown, forged, expired or revoked.
     Invalid,
 }
+
+/// The actor of a session whose password expired: only the password change takes it.
+#[derive(Clone, Debug)]
+pub struct ExpiredPasswordActor(pub carnet_service::Actor);
 
 /// The raw session token of the request, for the endpoints that act on the session.
 #[derive(Clone, Debug)]
@@ -71,6 +77,12 @@ pub async fn resolve_session(
         match resolved {
             Ok(SessionState::Active { actor, .. }) => {
                 request.extensions_mut().insert(actor);
+            }
+            Ok(SessionState::PasswordExpired { actor, .. }) => {
+                request
+                    .extensions_mut()
+                    .insert(SessionProblem::PasswordExpired);
+                request.extensions_mut().insert(ExpiredPasswordActor(actor));
             }
             Ok(SessionState::Locked { .. }) => {
                 request.extensions_mut().insert(SessionProblem::Locked);

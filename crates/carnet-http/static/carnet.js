@@ -33,3 +33,99 @@ if (blurSeconds > 0 || lockSeconds > 0) {
     }
   }, 500);
 }
+
+// Passkeys (WebAuthn): sign-in buttons and registration forms talk to the JSON API.
+// The options and answers use WebAuthn's JSON forms, so no binary conversion is needed.
+const showPasskeyError = (area, message) => {
+  const slot = area.querySelector("[data-passkey-error]");
+  if (slot) {
+    slot.textContent = message;
+    slot.hidden = false;
+  }
+};
+
+const postJson = async (url, body) => {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json" },
+    credentials: "same-origin",
+    body: JSON.stringify(body ?? {}),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(data?.error?.message ?? "L'opération a échoué : réessayez.");
+  }
+  return data;
+};
+
+const browserRefusal = (error) =>
+  error instanceof DOMException
+    ? "Opération annulée ou refusée par le navigateur : réessayez."
+    : error.message;
+
+const supportsPasskeys = () =>
+  typeof window.PublicKeyCredential === "function" &&
+  typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function";
+
+for (const button of document.querySelectorAll("[data-passkey=sign-in]")) {
+  const area = button.parentElement;
+  button.addEventListener("click", async () => {
+    if (!supportsPasskeys()) {
+      showPasskeyError(area, "Ce navigateur ne prend pas en charge les clés d'accès.");
+      return;
+    }
+    button.disabled = true;
+    try {
+      const { ceremony, options } = await postJson("/api/v1/auth/passkeys/sign-in");
+      const credential = await navigator.credentials.get({
+        publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey),
+      });
+      await postJson("/api/v1/auth/passkeys/sign-in/finish", { ceremony, credential: credential.toJSON() });
+      window.location.assign(button.dataset.next || "/espace");
+    } catch (error) {
+      showPasskeyError(area, browserRefusal(error));
+      button.disabled = false;
+    }
+  });
+}
+
+for (const form of document.querySelectorAll("form[data-passkey=register]")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!supportsPasskeys()) {
+      showPasskeyError(form, "Ce navigateur ne prend pas en charge les clés d'accès.");
+      return;
+    }
+    const submit = form.querySelector("button[type=submit]");
+    submit.disabled = true;
+    try {
+      const name = new FormData(form).get("name");
+      const { ceremony, options } = await postJson("/api/v1/auth/passkeys/registration", { name });
+      const credential = await navigator.credentials.create({
+        publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey),
+      });
+      const done = await postJson("/api/v1/auth/passkeys/registration/finish", {
+        ceremony,
+        credential: credential.toJSON(),
+      });
+      if (Array.isArray(done.recovery_codes)) {
+        const list = document.getElementById("recovery-codes");
+        for (const code of done.recovery_codes) {
+          const item = document.createElement("li");
+          const text = document.createElement("code");
+          text.textContent = code;
+          item.append(text);
+          list.append(item);
+        }
+        form.hidden = true;
+        document.getElementById("recovery").hidden = false;
+        document.querySelector("#recovery a")?.focus();
+      } else {
+        window.location.assign(form.dataset.next || "/cles-d-acces");
+      }
+    } catch (error) {
+      showPasskeyError(form, browserRefusal(error));
+      submit.disabled = false;
+    }
+  });
+}

@@ -35,6 +35,12 @@ pub struct AuthSettings {
     pub activation_validity: Duration,
     /// Password hashes computed at once, at most (a login flood must not starve the rest).
     pub max_concurrent_hashes: usize,
+    /// Where passkeys are bound (the public address); without it, no passkeys.
+    pub passkeys: Option<crate::PasskeySettings>,
+    /// Age after which a platform administrator's password must be changed.
+    pub admin_password_max_age: Option<Duration>,
+    /// Age after which a practice member's password must be changed (none by default).
+    pub member_password_max_age: Option<Duration>,
 }
 
 impl Default for AuthSettings {
@@ -45,6 +51,9 @@ impl Default for AuthSettings {
             session_lifetime: Duration::from_hours(12),
             activation_validity: Duration::from_hours(72),
             max_concurrent_hashes: 1,
+            passkeys: None,
+            admin_password_max_age: Some(Duration::from_hours(365 * 24)),
+            member_password_max_age: None,
         }
     }
 }
@@ -56,6 +65,8 @@ pub(crate) struct AuthKit {
     pub codes: CodeKey,
     pub totp_key: SealingKey,
     pub hashing_slots: Semaphore,
+    /// The WebAuthn verifier, when a public address is configured.
+    pub webauthn: Option<webauthn_rs::Webauthn>,
     /// Failed attempts on logins that match no account, so that they are throttled and
     /// locked exactly like real accounts (otherwise a 429 would reveal that a login
     /// exists). Per node, in memory: (attempt times within the last 24 hours).
@@ -76,9 +87,16 @@ impl AuthKit {
         settings: AuthSettings,
         root: &KeyMaterial,
         random: &dyn carnet_crypto::RandomSource,
-    ) -> Result<Self, carnet_crypto::CryptoError> {
+    ) -> Result<Self, crate::SetupError> {
         let codes = carnet_crypto::derive(root, "carnet/activation-codes/v1")?;
+        let webauthn = settings
+            .passkeys
+            .as_ref()
+            .map(crate::passkeys::webauthn_for)
+            .transpose()
+            .map_err(crate::SetupError::Passkeys)?;
         Ok(Self {
+            webauthn,
             hashing: PasswordHashing::new(settings.hashing_cost, random)?,
             codes: CodeKey::new(codes.expose()),
             totp_key: SealingKey::derived(1, root, "carnet/totp-secrets/v1")?,
@@ -110,7 +128,8 @@ const TOUCH_EVERY_MILLIS: i64 = 10_000;
 pub struct IssuedSession {
     pub token: SecretToken,
     pub session_id: Uuid,
-    /// The account must still enrol a TOTP second factor.
+    /// The account must still enrol its second factor (TOTP or passkey; a passkey for
+    /// platform administrators).
     pub needs_enrolment: bool,
 }
 
@@ -131,6 +150,12 @@ pub enum SessionState {
     },
     /// Idle for too long: nothing is served until the password is typed again.
     Locked { session_id: Uuid },
+    /// Signed in, but the password is older than allowed: only changing it is served.
+    PasswordExpired {
+        actor: Actor,
+        session_id: Uuid,
+        account_id: Uuid,
+    },
     /// Unknown, forged, expired or revoked: sign in again.
     Invalid,
 }
@@ -155,7 +180,7 @@ pub struct SessionSummary {
     pub revoked: bool,
 }
 
-fn auth_error(message: &str) -> ServiceError {
+pub(crate) fn auth_error(message: &str) -> ServiceError {
     ServiceError::Authentication {
         message: message.to_owned(),
     }
@@ -364,6 +389,7 @@ impl Services {
             Targets::default(),
             Outcome::Success,
         );
+        let admin = matches!(account.holder, AccountHolder::Admin(_));
         let needs_enrolment = self
             .audited(vec![event], move |tx| {
                 Box::pin(async move {
@@ -372,8 +398,7 @@ impl Services {
                     }
                     tx.insert_session(session_id, &token_hash, account_id, now, expires_at)
                         .await?;
-                    let totp = tx.totp(account_id).await?;
-                    Ok(totp.is_none_or(|totp| totp.confirmed_at.is_none()))
+                    crate::passkeys::needs_enrolment_in(tx, account_id, admin).await
                 })
             })
             .await?;
@@ -390,6 +415,7 @@ impl Services {
     /// confirmed yet.
     pub async fn start_totp_enrolment(&self, token: &str) -> Result<TotpEnrolment, ServiceError> {
         let (session, account) = self.password_session(token).await?;
+        refuse_totp_for_admins(&account)?;
         let secret =
             TotpSecret::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?;
         let row = account.id.into_bytes();
@@ -509,10 +535,7 @@ impl Services {
             .seal(secret.expose(), totp_context(&row), self.random.as_ref())
             .map_err(|_| ServiceError::Randomness)?;
         let recovery = self.new_recovery_codes()?;
-        let hashes: Vec<[u8; 32]> = recovery
-            .iter()
-            .map(|code| self.auth.codes.hash_typed(code))
-            .collect();
+        let hashes = self.recovery_hashes(&recovery);
         let step = i64::try_from(step).unwrap_or(i64::MAX);
         let keep = session.id;
         let event = self.audit_event(
@@ -545,6 +568,7 @@ impl Services {
         code: &str,
     ) -> Result<Option<Vec<String>>, ServiceError> {
         let (mut session, account) = self.password_session(token).await?;
+        refuse_totp_for_admins(&account)?;
         let now = self.now();
         let account_id = account.id;
         let totp = self
@@ -604,15 +628,7 @@ impl Services {
         } else {
             None
         };
-        let hashes: Vec<[u8; 32]> = recovery
-            .as_ref()
-            .map(|codes| {
-                codes
-                    .iter()
-                    .map(|code| self.auth.codes.hash_typed(code))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let hashes = self.recovery_hashes(recovery.as_deref().unwrap_or_default());
         session.second_factor_at = Some(now);
         session.last_seen_at = now;
         session.authenticated_at = now;
@@ -698,14 +714,10 @@ impl Services {
             return Ok(SessionState::Invalid);
         }
         if session.second_factor_at.is_none() {
-            let account_id = account.id;
-            let totp = self
-                .read(move |tx| Box::pin(async move { tx.totp(account_id).await }))
-                .await?;
             return Ok(SessionState::SecondFactorRequired {
                 session_id: session.id,
-                account_id,
-                needs_enrolment: totp.is_none_or(|totp| totp.confirmed_at.is_none()),
+                account_id: account.id,
+                needs_enrolment: self.needs_enrolment(&account).await?,
             });
         }
         let idle = i64::try_from(self.auth.settings.idle_lock.as_millis()).unwrap_or(i64::MAX);
@@ -721,11 +733,27 @@ impl Services {
                 .run(move |tx| Box::pin(async move { tx.update_session(&session).await }))
                 .await?;
         }
+        if self.password_expired(&account, now) {
+            return Ok(SessionState::PasswordExpired {
+                actor: actor_of(&account),
+                session_id,
+                account_id: account.id,
+            });
+        }
         Ok(SessionState::Active {
             actor: actor_of(&account),
             session_id,
             account_id: account.id,
         })
+    }
+
+    /// Whether the account's password is older than its kind of account allows.
+    fn password_expired(&self, account: &AccountRecord, now: Timestamp) -> bool {
+        let max_age = match account.holder {
+            AccountHolder::Admin(_) => self.auth.settings.admin_password_max_age,
+            AccountHolder::Member { .. } => self.auth.settings.member_password_max_age,
+        };
+        max_age.is_some_and(|age| later(account.password_changed_at, age) <= now)
     }
 
     /// Unlocks an idle-locked session with the password.
@@ -872,7 +900,7 @@ impl Services {
         current: &str,
         new: &str,
     ) -> Result<(), ServiceError> {
-        let (session, account) = self.session_and_account(token).await?;
+        let (session, account) = self.complete_session(token).await?;
         if self
             .verify_password(current, &account.password_hash)
             .await?
@@ -881,6 +909,12 @@ impl Services {
             return Err(ServiceError::Invalid {
                 field: "current_password",
                 message: "Le mot de passe actuel est incorrect.".into(),
+            });
+        }
+        if current == new {
+            return Err(ServiceError::Invalid {
+                field: "new_password",
+                message: "Le nouveau mot de passe doit être différent de l'actuel.".into(),
             });
         }
         let password = Password::new(new, &[account.name.as_str(), &account.login])
@@ -913,10 +947,12 @@ impl Services {
     /// five minutes: required before sensitive actions.
     pub async fn recently_authenticated(&self, token: &str) -> Result<bool, ServiceError> {
         let (session, _) = self.session_and_account(token).await?;
-        Ok(
-            self.now().unix_millis() - session.authenticated_at.unix_millis()
-                <= REAUTHENTICATION_WINDOW_MILLIS,
-        )
+        Ok(self.recently_authenticated_session(&session))
+    }
+
+    pub(crate) fn recently_authenticated_session(&self, session: &SessionRecord) -> bool {
+        self.now().unix_millis() - session.authenticated_at.unix_millis()
+            <= REAUTHENTICATION_WINDOW_MILLIS
     }
 
     /// The activation code matching `typed_code`, if it is usable; otherwise counts a
@@ -1115,7 +1151,7 @@ impl Services {
     // ---- helpers -------------------------------------------------------------------------
 
     /// A live (not revoked, not expired) session and its account.
-    async fn session_and_account(
+    pub(crate) async fn session_and_account(
         &self,
         token: &str,
     ) -> Result<(SessionRecord, AccountRecord), ServiceError> {
@@ -1132,7 +1168,7 @@ impl Services {
     /// The session of a presented token and its account, if both exist (whatever their
     /// state). Read on a plain transaction, not through the group-committing writer:
     /// this runs on every signed-in request and writes nothing.
-    async fn load_session(
+    pub(crate) async fn load_session(
         &self,
         token: &str,
     ) -> Result<Option<(SessionRecord, AccountRecord)>, ServiceError> {
@@ -1151,8 +1187,23 @@ impl Services {
         .await
     }
 
+    /// A live session with both factors verified (idle-locked or not: callers that serve
+    /// pages get here only through an active session).
+    pub(crate) async fn complete_session(
+        &self,
+        token: &str,
+    ) -> Result<(SessionRecord, AccountRecord), ServiceError> {
+        let (session, account) = self.session_and_account(token).await?;
+        if session.second_factor_at.is_none() {
+            return Err(auth_error(
+                "Connectez-vous d'abord avec votre second facteur.",
+            ));
+        }
+        Ok((session, account))
+    }
+
     /// A live session whose password step is done and whose second factor is due.
-    async fn password_session(
+    pub(crate) async fn password_session(
         &self,
         token: &str,
     ) -> Result<(SessionRecord, AccountRecord), ServiceError> {
@@ -1170,7 +1221,7 @@ impl Services {
     }
 
     /// Hashes under the concurrency limit, off the async threads.
-    async fn hash_password_text(&self, password: &str) -> Result<String, ServiceError> {
+    pub(crate) async fn hash_password_text(&self, password: &str) -> Result<String, ServiceError> {
         let random = self.random.clone();
         let password = zeroize::Zeroizing::new(password.to_owned());
         self.run_hashing(move |kit| kit.hashing.hash(password.as_bytes(), random.as_ref()))
@@ -1215,7 +1266,14 @@ impl Services {
             .map_err(|_| ServiceError::Randomness)
     }
 
-    fn new_recovery_codes(&self) -> Result<Vec<String>, ServiceError> {
+    pub(crate) fn recovery_hashes(&self, codes: &[String]) -> Vec<[u8; 32]> {
+        codes
+            .iter()
+            .map(|code| self.auth.codes.hash_typed(code))
+            .collect()
+    }
+
+    pub(crate) fn new_recovery_codes(&self) -> Result<Vec<String>, ServiceError> {
         (0..RECOVERY_CODES)
             .map(|_| {
                 ActivationCode::generate(self.random.as_ref())
@@ -1231,8 +1289,19 @@ impl Services {
     }
 }
 
+/// Platform administrators sign in with a passkey as second factor (PGSSI-S: the
+/// strongest factor for the widest access), never with TOTP.
+fn refuse_totp_for_admins(account: &AccountRecord) -> Result<(), ServiceError> {
+    if matches!(account.holder, AccountHolder::Admin(_)) {
+        return Err(auth_error(
+            "Les administrateurs utilisent une clé d'accès comme second facteur.",
+        ));
+    }
+    Ok(())
+}
+
 /// The actor an account acts as.
-fn actor_of(account: &AccountRecord) -> Actor {
+pub(crate) fn actor_of(account: &AccountRecord) -> Actor {
     match &account.holder {
         AccountHolder::Member {
             member_id,
@@ -1248,7 +1317,7 @@ fn actor_of(account: &AccountRecord) -> Actor {
 }
 
 /// The chain an account's authentication events go to.
-fn account_chain(account: &AccountRecord) -> ChainId {
+pub(crate) fn account_chain(account: &AccountRecord) -> ChainId {
     match &account.holder {
         AccountHolder::Member { practice_id, .. } => ChainId::Practice(*practice_id),
         AccountHolder::Admin(_) => ChainId::Instance,
@@ -1285,7 +1354,7 @@ fn totp_context(row: &[u8; 16]) -> SealContext<'_> {
 }
 
 /// Logins are e-mail addresses, compared in lower case.
-fn normalize_login(login: &str) -> Result<String, ServiceError> {
+pub(crate) fn normalize_login(login: &str) -> Result<String, ServiceError> {
     let login = login.trim().to_lowercase();
     let valid = login.len() <= 254
         && login
@@ -1309,7 +1378,7 @@ fn delay_after(failures: i64) -> i64 {
     (1000_i64 << exponent).min(15 * 60 * 1000)
 }
 
-fn later(now: Timestamp, duration: Duration) -> Timestamp {
+pub(crate) fn later(now: Timestamp, duration: Duration) -> Timestamp {
     Timestamp::from_unix_millis(
         now.unix_millis()
             .saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)),

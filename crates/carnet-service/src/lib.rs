@@ -6,9 +6,11 @@
 //! which only [`Services::authorize`] creates, from an actor and the practice it wants.
 
 mod actor;
+mod admin;
 mod audit;
 mod auth;
 mod instance;
+mod passkeys;
 mod practices;
 
 use std::sync::Arc;
@@ -18,9 +20,14 @@ use carnet_domain::{Clock, Timestamp};
 use carnet_store::{BoxFuture, GroupCommitter, Store, StoreError, Tx};
 
 pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
+pub use admin::{SETUP_LINK_VALIDITY, SetupLink};
 pub use audit::{AuditFilter, ChainReport};
 pub use auth::{AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEnrolment};
 pub use instance::{InstanceKeyCheck, Readiness};
+pub use passkeys::{
+    PasskeyChallenge, PasskeyRegistered, PasskeySettings, PasskeySignedIn, PasskeySummary,
+    SecondFactorOptions,
+};
 pub use practices::{NewMemberInput, NewPracticeInput, ProfessionalIdDecision};
 
 /// What a use case can answer instead of a result. Every variant maps to one stable
@@ -58,6 +65,15 @@ pub enum ServiceError {
     /// Wait before trying again.
     #[error("Trop de tentatives : réessayez dans {retry_after_seconds} secondes.")]
     TooManyAttempts { retry_after_seconds: i64 },
+}
+
+/// Why the services could not be set up from configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("clés dérivées impossibles : {0}")]
+    Crypto(#[from] carnet_crypto::CryptoError),
+    #[error("{0}")]
+    Passkeys(String),
 }
 
 impl ServiceError {
@@ -140,7 +156,7 @@ impl Services {
         mut self,
         settings: AuthSettings,
         instance_key: &carnet_crypto::InstanceKey,
-    ) -> Result<Self, carnet_crypto::CryptoError> {
+    ) -> Result<Self, SetupError> {
         let root = instance_key.derive("carnet/authentication/v1")?;
         self.auth = Arc::new(auth::AuthKit::new(settings, &root, self.random.as_ref())?);
         Ok(self)

@@ -31,6 +31,9 @@ pub struct CeremonyRecord {
     pub expires_at: Timestamp,
 }
 
+/// kind, account, session, state, expiry.
+type CeremonyRow = (String, Option<Uuid>, Option<Uuid>, String, i64);
+
 const PASSKEY_COLUMNS: &str =
     "id, account_id, credential_id, name, credential, created_at, last_used_at";
 
@@ -216,7 +219,7 @@ impl Tx {
     ) -> Result<Option<CeremonyRecord>, StoreError> {
         self.before_write().await?;
         on_tx!(self, |conn| {
-            let row: Option<(String, Option<Uuid>, Option<Uuid>, String, i64)> = sqlx::query_as(
+            let row: Option<CeremonyRow> = sqlx::query_as(
                 "DELETE FROM webauthn_ceremonies WHERE id_hash = $1 \
                  RETURNING kind, account_id, session_id, state, expires_at",
             )

@@ -51,6 +51,7 @@ pub enum LogFormat {
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: String,
+    pub public_url: String,
     pub database_url: String,
     pub database_url_file: String,
     pub instance_key_file: String,
@@ -64,6 +65,8 @@ pub struct Config {
     pub tls_key_file: String,
     pub trusted_proxies: Vec<String>,
     pub idle_lock_minutes: u32,
+    pub admin_password_max_age_days: u32,
+    pub member_password_max_age_days: u32,
     pub password_hash_memory_kib: u32,
     pub password_hash_iterations: u32,
     pub password_hash_parallelism: u32,
@@ -80,6 +83,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./carnet-data"),
             listen: "127.0.0.1:8080".into(),
+            public_url: String::new(),
             database_url: String::new(),
             database_url_file: String::new(),
             instance_key_file: String::new(),
@@ -93,6 +97,8 @@ impl Default for Config {
             tls_key_file: String::new(),
             trusted_proxies: Vec::new(),
             idle_lock_minutes: 15,
+            admin_password_max_age_days: 365,
+            member_password_max_age_days: 0,
             password_hash_memory_kib: 19 * 1024,
             password_hash_iterations: 2,
             password_hash_parallelism: 1,
@@ -143,6 +149,15 @@ pub const FIELDS: &[Field] = &[
         doc: "Address and port to listen on. A non-loopback address requires TLS (tls) or\n\
               a declared TLS-terminating reverse proxy (trusted_proxies). Flag --listen.",
         example: None,
+    },
+    Field {
+        key: "public_url",
+        kind: Kind::Text,
+        secret: false,
+        doc: "The address people type to reach Carnet (https://carnet.example.fr). Passkeys\n\
+              are bound to its host name, and setup links point to it. Empty: derived from\n\
+              listen on a loopback address (http://localhost:PORT); required otherwise.",
+        example: Some("https://carnet.example.fr"),
     },
     Field {
         key: "database_url",
@@ -249,6 +264,22 @@ pub const FIELDS: &[Field] = &[
         kind: Kind::Integer,
         secret: false,
         doc: "A session locks after this many minutes without activity (1 to 30).",
+        example: None,
+    },
+    Field {
+        key: "admin_password_max_age_days",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "Platform administrators must change their password after this many days\n\
+              (1 to 3650).",
+        example: None,
+    },
+    Field {
+        key: "member_password_max_age_days",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "Practice members must change their password after this many days; 0: never\n\
+              (the default, as CNIL recommends for strong passwords with a second factor).",
         example: None,
     },
     Field {
@@ -387,6 +418,18 @@ impl Config {
         };
         in_range("idle_lock_minutes", self.idle_lock_minutes.into(), 1, 30)?;
         in_range(
+            "admin_password_max_age_days",
+            self.admin_password_max_age_days.into(),
+            1,
+            3650,
+        )?;
+        in_range(
+            "member_password_max_age_days",
+            self.member_password_max_age_days.into(),
+            0,
+            3650,
+        )?;
+        in_range(
             "session_lifetime_hours",
             self.session_lifetime_hours.into(),
             1,
@@ -428,6 +471,7 @@ impl Config {
                  \"self-signed\") ou déclarez le proxy inverse qui le termine (trusted_proxies)"
             )));
         }
+        self.public_origin()?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid(
                 "data_dir ne peut pas être vide".into(),
@@ -491,9 +535,63 @@ impl Config {
         }
     }
 
+    /// The public origin (scheme, host, port) people reach Carnet at: `public_url`, or
+    /// `http(s)://localhost:PORT` when listening on a loopback address.
+    pub fn public_origin(&self) -> Result<String, ConfigError> {
+        if self.public_url.is_empty() {
+            if !self.trusted_proxies.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "public_url est obligatoire derrière un proxy inverse (trusted_proxies) : \
+                     c'est l'adresse que tapent les utilisateurs"
+                        .into(),
+                ));
+            }
+            let address = self.listen_address()?;
+            if !address.ip().is_loopback() {
+                return Err(ConfigError::Invalid(format!(
+                    "public_url est obligatoire quand Carnet écoute sur {address} : c'est \
+                     l'adresse que tapent les utilisateurs (https://carnet.example.fr), à laquelle \
+                     sont liées les clés d'accès"
+                )));
+            }
+            let scheme = if self.serves_https() { "https" } else { "http" };
+            return Ok(format!("{scheme}://localhost:{}", address.port()));
+        }
+        let url = reqwest::Url::parse(&self.public_url).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "public_url = « {} » n'est pas une URL",
+                self.public_url
+            ))
+        })?;
+        let host = url.host_str().unwrap_or_default();
+        let local = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let plain_ok = url.scheme() == "http" && local;
+        if (url.scheme() != "https" && !plain_ok)
+            || host.is_empty()
+            || url.path() != "/"
+            || url.query().is_some()
+            || !url.username().is_empty()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "public_url = « {} » doit être une adresse https sans chemin \
+                 (https://carnet.example.fr ; http seulement pour localhost)",
+                self.public_url
+            )));
+        }
+        Ok(url.origin().ascii_serialization())
+    }
+
     /// Authentication settings for the services.
     pub fn auth_settings(&self) -> carnet_service::AuthSettings {
+        let days = |days: u32| std::time::Duration::from_hours(u64::from(days) * 24);
         carnet_service::AuthSettings {
+            passkeys: self
+                .public_origin()
+                .ok()
+                .map(|origin| carnet_service::PasskeySettings { origin }),
+            admin_password_max_age: Some(days(self.admin_password_max_age_days)),
+            member_password_max_age: (self.member_password_max_age_days > 0)
+                .then(|| days(self.member_password_max_age_days)),
             hashing_cost: carnet_crypto::HashingCost {
                 memory_kib: self.password_hash_memory_kib,
                 iterations: self.password_hash_iterations,
@@ -761,6 +859,7 @@ mod tests {
             &[
                 ("CARNET_LISTEN", "0.0.0.0:8080"),
                 ("CARNET_TRUSTED_PROXIES", "10.0.0.2"),
+                ("CARNET_PUBLIC_URL", "https://carnet.example.fr"),
             ],
         )
         .expect("a declared proxy allows it");
@@ -770,12 +869,59 @@ mod tests {
                 None,
                 &[
                     ("CARNET_LISTEN", "0.0.0.0:8443"),
-                    ("CARNET_TLS", "self-signed")
+                    ("CARNET_TLS", "self-signed"),
+                    ("CARNET_PUBLIC_URL", "https://carnet.example.fr:8443"),
                 ]
             )
             .is_ok()
         );
         assert!(load(None, &[("CARNET_TRUSTED_PROXIES", "proxy.local")]).is_err());
+    }
+
+    #[test]
+    fn the_public_address_is_derived_on_loopback_and_required_elsewhere() {
+        let local = load(None, &[("CARNET_LISTEN", "127.0.0.1:9000")]).expect("loads");
+        assert_eq!(
+            local.public_origin().expect("derived"),
+            "http://localhost:9000"
+        );
+        let error = load(
+            None,
+            &[
+                ("CARNET_LISTEN", "0.0.0.0:8443"),
+                ("CARNET_TLS", "self-signed"),
+            ],
+        )
+        .expect_err("refused without public_url");
+        assert!(error.to_string().contains("public_url"), "{error}");
+        for refused in [
+            "http://carnet.example.fr",
+            "https://carnet.example.fr/chemin",
+            "https://carnet.example.fr/?a=b",
+            "https://user@carnet.example.fr",
+            "carnet.example.fr",
+        ] {
+            assert!(
+                load(None, &[("CARNET_PUBLIC_URL", refused)]).is_err(),
+                "{refused}"
+            );
+        }
+        let configured =
+            load(None, &[("CARNET_PUBLIC_URL", "https://Carnet.Example.fr/")]).expect("loads");
+        assert_eq!(
+            configured.public_origin().expect("origin"),
+            "https://carnet.example.fr"
+        );
+        let settings = configured.auth_settings();
+        assert_eq!(
+            settings.passkeys.map(|passkeys| passkeys.origin),
+            Some("https://carnet.example.fr".to_owned())
+        );
+        assert_eq!(
+            settings.admin_password_max_age,
+            Some(std::time::Duration::from_hours(365 * 24))
+        );
+        assert_eq!(settings.member_password_max_age, None);
     }
 
     #[test]

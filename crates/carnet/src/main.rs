@@ -2,6 +2,7 @@
 //! loads the configuration, sets up logging and dispatches to one module per
 //! subcommand; it is the only place that chooses concrete backends.
 
+mod admin;
 mod audit;
 mod checkpoint_file;
 mod config;
@@ -57,6 +58,9 @@ enum Command {
     /// Members of the local instance's practices (first holders, activation codes).
     #[command(subcommand)]
     Member(member::MemberCommand),
+    /// Platform administrators (the first one's setup link).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// The audit trail: verify it, sign checkpoints.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -108,6 +112,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             Command::Practice(command) => practice::run(&config, command).await,
             Command::Audit(command) => audit::run(&config, command).await,
             Command::Member(command) => member::run(&config, command).await,
+            Command::Admin(command) => admin::run(&config, command).await,
         }
     })
 }

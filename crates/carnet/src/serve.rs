@@ -26,6 +26,17 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(config: &Config) -> Result<(), CliError> {
     let tls = crate::tls::server_config(config)?;
+    let address = config.listen_address()?;
+    let listener = TcpListener::bind(address).await.map_err(|error| {
+        CliError::refusal(format!("impossible d'écouter sur {address} ({error})"))
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|error| CliError::failure(format!("adresse d'écoute inconnue ({error})")))?;
+    // Port 0 asks for any free port: the public address derived from it needs the real one.
+    let mut config = config.clone();
+    config.listen = bound.to_string();
+    let config = &config;
     let instance = instance::open(config, OpenMode::CreateIfMissing).await?;
     if instance.created_key {
         say(&format!(
@@ -51,15 +62,9 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
     };
     let app = carnet_http::app(AppState::new(instance.services.clone(), settings));
 
-    let address = config.listen_address()?;
-    let listener = TcpListener::bind(address).await.map_err(|error| {
-        CliError::refusal(format!("impossible d'écouter sur {address} ({error})"))
-    })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|error| CliError::failure(format!("adresse d'écoute inconnue ({error})")))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     say(&format!("Carnet écoute sur {scheme}://{bound}/"));
+    crate::admin::print_setup_link_if_needed(config, &instance.services).await?;
     tracing::info!(%bound, scheme, "listening");
 
     let instance = Arc::new(instance);

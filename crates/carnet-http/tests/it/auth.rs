@@ -12,9 +12,17 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, assert_envelope, json, send, test_app};
 
 /// Routes that need no session at all.
-pub const PUBLIC_ROUTES: [&str; 2] = ["/api/v1/auth/activate", "/api/v1/auth/login"];
+pub const PUBLIC_ROUTES: [&str; 5] = [
+    "/api/v1/auth/activate",
+    "/api/v1/auth/login",
+    "/api/v1/auth/passkeys/sign-in",
+    "/api/v1/auth/passkeys/sign-in/finish",
+    "/api/v1/setup",
+];
 /// Routes of the sign-in flow itself: they act on a session that is not (yet) active.
-const SESSION_FLOW_ROUTES: [&str; 5] = [
+const SESSION_FLOW_ROUTES: [&str; 7] = [
+    "/api/v1/auth/passkeys/registration",
+    "/api/v1/auth/passkeys/registration/finish",
     "/api/v1/auth/totp/enrolment",
     "/api/v1/auth/totp",
     "/api/v1/auth/recovery",
@@ -776,7 +784,13 @@ async fn every_authenticated_route_refuses_missing_forged_expired_revoked_and_lo
             })
             .collect::<Vec<_>>()
             .join("/");
-        for (method, present) in [("GET", item.get.is_some()), ("POST", item.post.is_some())] {
+        assert!(item.put.is_none(), "add a case for {path}");
+        for (method, present) in [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ] {
             if present {
                 routes.push((
                     method,
@@ -816,7 +830,7 @@ async fn every_authenticated_route_refuses_missing_forged_expired_revoked_and_lo
             if kind == "locked" && uri.ends_with("/auth/logout") {
                 continue; // Signing out from the lock screen is allowed.
             }
-            let body = (*method == "POST").then(|| json!({}));
+            let body = matches!(*method, "POST" | "PATCH").then(|| json!({}));
             let (response, _) = send(&app, request(method, uri, presented.as_deref(), body)).await;
             let status = response.status();
             let refused = if kind == "locked" && !session_flow {
