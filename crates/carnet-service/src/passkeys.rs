@@ -438,8 +438,10 @@ impl Services {
                 let allowed: Vec<serde_json::Value> = passkeys
                     .iter()
                     .filter_map(|passkey| serde_json::from_str::<Passkey>(&passkey.credential).ok())
-                    .filter_map(|passkey| serde_json::to_value(passkey.cred_id()).ok())
-                    .map(|id| serde_json::json!({ "type": "public-key", "id": id }))
+                    .map(|passkey| {
+                        let id = carnet_crypto::base64url(passkey.cred_id());
+                        serde_json::json!({ "type": "public-key", "id": id })
+                    })
                     .collect();
                 if let Some(public_key) = options
                     .get_mut("publicKey")

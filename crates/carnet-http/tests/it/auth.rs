@@ -72,7 +72,12 @@ async fn holder_with_code(test: &TestApp) -> (PracticeId, MemberId, String) {
     (practice.id, member.id, code)
 }
 
-fn request(method: &str, uri: &str, cookie: Option<&str>, body: Option<Value>) -> Request<Body> {
+pub fn request(
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+    body: Option<Value>,
+) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);
     if let Some(cookie) = cookie {
         builder = builder.header("cookie", format!("__Host-carnet-session={cookie}"));
@@ -86,7 +91,7 @@ fn request(method: &str, uri: &str, cookie: Option<&str>, body: Option<Value>) -
     }
 }
 
-fn cookie_of(response: &Response<Body>) -> String {
+pub fn cookie_of(response: &Response<Body>) -> String {
     let header = response.headers()["set-cookie"].to_str().expect("ASCII");
     assert!(
         header.contains("Secure; HttpOnly; SameSite=Strict"),
@@ -1058,6 +1063,7 @@ async fn signed_in_pages_refuse_missing_invalid_and_locked_sessions() {
         "/espace".to_owned(),
         "/sessions".to_owned(),
         "/mot-de-passe".to_owned(),
+        "/cles-d-acces".to_owned(),
         format!("/cabinets/{practice}/journal"),
     ];
     for page in &pages {

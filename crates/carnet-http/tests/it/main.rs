@@ -6,4 +6,6 @@ mod audit;
 mod auth;
 mod generated;
 mod middleware;
+mod passkeys;
+mod softkey;
 mod support;

@@ -19,6 +19,14 @@ pub struct TestApp {
 }
 
 pub async fn test_app(settings: HttpSettings) -> TestApp {
+    test_app_with_auth(settings, None).await
+}
+
+/// A test application with these authentication settings (and a fresh instance key).
+pub async fn test_app_with_auth(
+    settings: HttpSettings,
+    auth: Option<carnet_service::AuthSettings>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = Store::open_sqlite(&dir.path().join("db.sqlite3"))
         .await
@@ -27,7 +35,13 @@ pub async fn test_app(settings: HttpSettings) -> TestApp {
     let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(
         1_795_429_020_000,
     )));
-    let services = Services::new(store.clone(), clock.clone(), Arc::new(SystemRandom));
+    let mut services = Services::new(store.clone(), clock.clone(), Arc::new(SystemRandom));
+    if let Some(auth) = auth {
+        let key = carnet_crypto::InstanceKey::generate(&SystemRandom).expect("key");
+        services = services
+            .with_auth(auth, &key)
+            .expect("authentication settings");
+    }
     TestApp {
         state: AppState::new(services, settings),
         store,

@@ -1,7 +1,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 
-use crate::support::{Instance, assert_refused, http_client, mode_of};
+use crate::support::{Instance, assert_refused, http_client, mode_of, stderr_of, stdout_of};
 
 #[tokio::test]
 async fn first_start_creates_a_private_instance_and_serves_the_home_page() {
@@ -216,4 +216,76 @@ async fn serves_https_with_a_self_signed_certificate_kept_in_the_data_directory(
         "the certificate is kept across restarts"
     );
     drop(again);
+}
+
+#[tokio::test]
+async fn a_new_instance_prints_a_setup_link_that_creates_the_first_administrator() {
+    let instance = Instance::new();
+    let bootstrap = instance.run(&["admin", "bootstrap"]);
+    assert!(bootstrap.status.success(), "{}", stderr_of(&bootstrap));
+    let first = stdout_of(&bootstrap).trim().to_owned();
+    assert!(
+        first.starts_with("http://localhost:8080/installation?jeton="),
+        "{first}"
+    );
+    let again = stdout_of(&instance.run(&["admin", "bootstrap"]))
+        .trim()
+        .to_owned();
+    assert_ne!(
+        first, again,
+        "each link is new (and retires the unused one)"
+    );
+
+    let server = instance.serve();
+    let port = server.url.rsplit(':').next().expect("port").to_owned();
+    let link = std::iter::from_fn(|| {
+        server
+            .lines
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .ok()
+    })
+    .find(|line| line.contains("/installation?jeton="))
+    .expect("the setup link is printed");
+    assert!(
+        link.starts_with(&format!("http://localhost:{port}/installation?jeton=")),
+        "{link}"
+    );
+    let token = link.split("jeton=").nth(1).expect("token").to_owned();
+    let client = http_client();
+    let page = client
+        .get(format!("{}/installation?jeton={token}", server.url))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(page.status(), 200);
+    let stale = client
+        .post(format!("{}/api/v1/setup", server.url))
+        .json(
+            &serde_json::json!({"link": again.split("jeton=").nth(1), "name": "Claire Dubois",
+            "login": "claire@example.fr", "password": "Tilleul-Marée-42-Orage!"}),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(stale.status(), 401, "the start retired the earlier link");
+    let created = client
+        .post(format!("{}/api/v1/setup", server.url))
+        .json(&serde_json::json!({"link": token, "name": "Claire Dubois",
+            "login": "claire@example.fr", "password": "Tilleul-Marée-42-Orage!"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+    assert!(
+        created.headers()["set-cookie"]
+            .to_str()
+            .expect("ASCII")
+            .starts_with("__Host-carnet-session=")
+    );
+    assert_refused(
+        &instance.run(&["admin", "bootstrap"]),
+        "un administrateur de la plateforme existe déjà",
+    );
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
 }
