@@ -3,26 +3,15 @@
 // unlocks with the password; sign-out and sign-in with TOTP. Zero CSP violations on
 // every page visited.
 
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, openWatchedPage, startCarnet, totp } from "./harness.mjs";
+import { carnetAndBrowser, openWatchedPage, totp } from "./harness.mjs";
 
 const PASSWORD = "Tilleul-Marée-42-Orage!";
 const LOGIN = "anne.martin@example.fr";
 
-let carnet;
-let browser;
-
-before(async () => {
-  // The shortest settings the configuration allows: blur after 10 s, lock after 1 min.
-  carnet = await startCarnet({ CARNET_BLUR_AFTER_SECONDS: "10", CARNET_IDLE_LOCK_MINUTES: "1" });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await carnet?.stop();
-});
+// The shortest settings the configuration allows: blur after 10 s, lock after 1 min.
+const shared = carnetAndBrowser({ CARNET_BLUR_AFTER_SECONDS: "10", CARNET_IDLE_LOCK_MINUTES: "1" });
 
 /** Waits until the next 30-second TOTP step starts (a used code cannot be replayed). */
 async function nextTotpStep() {
@@ -31,14 +20,14 @@ async function nextTotpStep() {
 }
 
 test("activation, TOTP enrolment, blur, idle lock, sign-out and sign-in", { timeout: 240_000 }, async () => {
-  const practice = carnet
+  const practice = shared.carnet
     .run("practice", "create", "--name", "Cabinet des Tilleuls", "--address", "3 rue des Lilas, 69003 Lyon", "--profession", "nurse")
     .trim();
-  const added = carnet.run("member", "add-holder", "--practice", practice, "--name", "Anne Martin", "--phone", "0612345678", "--professional-id", "10000005479");
+  const added = shared.carnet.run("member", "add-holder", "--practice", practice, "--name", "Anne Martin", "--phone", "0612345678", "--professional-id", "10000005479");
   const code = added.match(/code d'activation : (\S+)/)[1];
 
-  const { context, page, allViolations } = await openWatchedPage(browser);
-  await page.goto(`${carnet.url}/activation`);
+  const { context, page, allViolations } = await openWatchedPage(shared.browser);
+  await page.goto(`${shared.carnet.url}/activation`);
   await page.fill("#f-code", code);
   await page.fill("#f-login", LOGIN);
   await page.fill("#f-password", PASSWORD);
@@ -86,7 +75,7 @@ test("activation, TOTP enrolment, blur, idle lock, sign-out and sign-in", { time
   await page.click("button[type=submit]");
   await page.waitForURL(/\/espace$/);
 
-  await page.goto(`${carnet.url}/sessions`);
+  await page.goto(`${shared.carnet.url}/sessions`);
   assert.ok((await page.locator("table.journal tbody tr").count()) >= 2, "both sessions listed");
 
   assert.deepEqual(await allViolations(), [], "zero CSP violations on every page visited");

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -20,6 +21,8 @@ export async function startCarnet(extraEnv = {}) {
   const env = { PATH: process.env.PATH, CARNET_DATA_DIR: join(dataDir, "data"), CARNET_LOG_FILTER: "warn", ...extraEnv };
   const child = spawn(carnetBinary, ["serve", "--listen", "127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "inherit"] });
   const lines = createInterface({ input: child.stdout });
+  const output = [];
+  lines.on("line", (line) => output.push(line));
   const url = await new Promise((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error("carnet did not start within 30 s")), 30_000);
     child.once("exit", (code) => reject(new Error(`carnet exited early with code ${code}`)));
@@ -41,7 +44,17 @@ export async function startCarnet(extraEnv = {}) {
   };
   /** Runs an operator command on the same instance; returns its standard output. */
   const run = (...args) => execFileSync(carnetBinary, args, { env, encoding: "utf8" });
-  return { url, stop, run };
+  /** Waits for a line of the server's standard output matching `pattern`. */
+  const waitForLine = async (pattern, timeoutMs = 10_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const found = output.find((line) => pattern.test(line));
+      if (found) return found;
+      await new Promise((done) => setTimeout(done, 50));
+    }
+    throw new Error(`no output line matched ${pattern}: ${output.join("\n")}`);
+  };
+  return { url, stop, run, waitForLine };
 }
 
 /** RFC 6238 TOTP (SHA-1, 30 s, 6 digits) from a base32 secret, at `unixSeconds`. */
@@ -101,4 +114,22 @@ export async function openWatchedPage(browser) {
   page.on("pageerror", (error) => violations.push(`page error: ${error.message}`));
   const allViolations = async () => [...violations, ...(await page.evaluate(() => window.__cspViolations ?? []))];
   return { context, page, allViolations };
+}
+
+/**
+ * Starts Carnet (with `extraEnv`) and a browser before the calling file's tests and
+ * stops both after them. Returns an object whose `carnet` and `browser` are set once the
+ * tests run.
+ */
+export function carnetAndBrowser(extraEnv = {}) {
+  const shared = {};
+  before(async () => {
+    shared.carnet = await startCarnet(extraEnv);
+    shared.browser = await launchBrowser();
+  });
+  after(async () => {
+    await shared.browser?.close();
+    await shared.carnet?.stop();
+  });
+  return shared;
 }

@@ -2,26 +2,15 @@
 // with its stylesheet and script, carries the security headers, and the browser
 // reports no Content-Security-Policy violation.
 
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, openWatchedPage, startCarnet } from "./harness.mjs";
+import { carnetAndBrowser, openWatchedPage } from "./harness.mjs";
 
-let carnet;
-let browser;
-
-before(async () => {
-  carnet = await startCarnet();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await carnet?.stop();
-});
+const shared = carnetAndBrowser();
 
 test("the home page loads in French with zero CSP violations and the security headers", async () => {
-  const { context, page, allViolations } = await openWatchedPage(browser);
-  const response = await page.goto(`${carnet.url}/`, { waitUntil: "load" });
+  const { context, page, allViolations } = await openWatchedPage(shared.browser);
+  const response = await page.goto(`${shared.carnet.url}/`, { waitUntil: "load" });
   assert.equal(response.status(), 200);
 
   const headers = response.headers();
@@ -51,8 +40,8 @@ test("the home page loads in French with zero CSP violations and the security he
 });
 
 test("the harness notices a CSP violation (so a clean result means something)", async () => {
-  const { context, page, allViolations } = await openWatchedPage(browser);
-  await page.goto(`${carnet.url}/`, { waitUntil: "load" });
+  const { context, page, allViolations } = await openWatchedPage(shared.browser);
+  await page.goto(`${shared.carnet.url}/`, { waitUntil: "load" });
   // An inline style attribute injected after load must be refused by the policy.
   await page.evaluate(() => {
     const element = document.createElement("div");
