@@ -69,6 +69,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::passkeys::list))
         .routes(routes!(crate::passkeys::rename, crate::passkeys::remove))
         .routes(routes!(crate::passkeys::setup))
+        .routes(routes!(crate::devices::list_mine))
+        .routes(routes!(crate::devices::list_practice))
+        .routes(routes!(crate::devices::decide))
+        .routes(routes!(crate::devices::rename))
         .routes(routes!(crate::audit::practice_audit_events))
         .routes(routes!(crate::audit::patient_access_history))
         .routes(routes!(crate::audit::instance_audit_events))
@@ -111,6 +115,7 @@ impl FromRequestParts<AppState> for Authenticated {
             Some(crate::SessionProblem::Locked) => ApiError::session_locked(),
             Some(crate::SessionProblem::SecondFactorRequired) => ApiError::second_factor_required(),
             Some(crate::SessionProblem::PasswordExpired) => ApiError::password_expired(),
+            Some(crate::SessionProblem::DevicePending) => ApiError::device_pending(),
             Some(crate::SessionProblem::Invalid) | None => ApiError::unauthenticated(),
         })
     }

@@ -303,6 +303,7 @@ impl FromRequestParts<AppState> for PageCaller {
             Some(crate::SessionProblem::Locked) => {
                 crate::pages_auth::lock_screen(parts.uri.path(), "")
             }
+            Some(crate::SessionProblem::DevicePending) => crate::pages_auth::waiting_page(),
             _ => crate::pages::message_page(
                 StatusCode::UNAUTHORIZED,
                 "Connexion requise",

@@ -171,13 +171,23 @@ pub struct ActivateRequest {
 pub async fn activate(
     State(state): State<AppState>,
     AnyCaller(caller): AnyCaller,
+    headers: axum::http::HeaderMap,
     ApiJson(request): ApiJson<ActivateRequest>,
 ) -> Result<Response, ApiError> {
     let issued = state
         .services
         .activate(&caller, &request.code, &request.login, &request.password)
         .await?;
-    Ok(signed_in(StatusCode::CREATED, &issued))
+    let response = signed_in(StatusCode::CREATED, &issued);
+    Ok(crate::devices::after_sign_in(
+        &state,
+        &headers,
+        "/api/",
+        &caller,
+        issued.token.expose(),
+        response,
+    )
+    .await)
 }
 
 // ---- sign-in -------------------------------------------------------------------------------
@@ -200,13 +210,23 @@ pub struct LoginRequest {
 pub async fn login(
     State(state): State<AppState>,
     AnyCaller(caller): AnyCaller,
+    headers: axum::http::HeaderMap,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let issued = state
         .services
         .login(&caller, &request.login, &request.password)
         .await?;
-    Ok(signed_in(StatusCode::OK, &issued))
+    let response = signed_in(StatusCode::OK, &issued);
+    Ok(crate::devices::after_sign_in(
+        &state,
+        &headers,
+        "/api/",
+        &caller,
+        issued.token.expose(),
+        response,
+    )
+    .await)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

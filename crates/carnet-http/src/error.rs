@@ -70,6 +70,14 @@ impl ApiError {
         )
     }
 
+    pub fn device_pending() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "device_pending",
+            "Cet appareil attend l'approbation d'un titulaire du cabinet.",
+        )
+    }
+
     pub fn second_factor_required() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,

@@ -12,6 +12,7 @@ mod api;
 mod assets;
 mod audit;
 mod auth;
+mod devices;
 mod error;
 mod limiter;
 mod middleware;
@@ -166,6 +167,12 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/deconnexion", axum::routing::post(pages_auth::logout))
         .route("/deverrouiller", axum::routing::post(pages_auth::unlock))
+        .route("/appareils", get(devices::my_devices_page))
+        .route("/appareils/cabinet", get(devices::practice_devices_page))
+        .route(
+            "/appareils/{device_id}/{account_id}/{action}",
+            axum::routing::post(devices::act),
+        )
         .route("/cles-d-acces", get(pages_passkeys::passkeys))
         .route(
             "/cles-d-acces/{passkey_id}/renommer",

@@ -199,6 +199,7 @@ impl FromRequestParts<AppState> for SignedIn {
                 Some(SessionProblem::PasswordExpired) => {
                     Redirect::to("/mot-de-passe").into_response()
                 }
+                Some(SessionProblem::DevicePending) => waiting_page(),
                 _ => Redirect::to("/connexion").into_response(),
             }),
         }
@@ -243,6 +244,15 @@ impl FromRequestParts<AppState> for PasswordPageCaller {
             expired: false,
         })
     }
+}
+
+/// What a device waiting for approval shows instead of any practice page.
+pub fn waiting_page() -> Response {
+    crate::pages::message_page(
+        StatusCode::FORBIDDEN,
+        "Appareil en attente d'approbation",
+        "Vous êtes connecté·e, mais cet appareil n'est pas encore approuvé : un titulaire du cabinet doit l'approuver (page « Appareils du cabinet »). Rechargez cette page ensuite. Vous pouvez déjà gérer vos sessions, vos clés d'accès et vos appareils.",
+    )
 }
 
 /// The lock screen: nothing of the previous page, only the password form.
@@ -315,6 +325,7 @@ pub struct LoginForm {
 pub async fn login_submit(
     State(state): State<AppState>,
     context: FlowContext,
+    headers: axum::http::HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     match state
@@ -328,7 +339,16 @@ pub async fn login_submit(
             } else {
                 "/connexion/second-facteur"
             };
-            redirect_with_cookie(next, session_cookie_header(issued.token.expose()))
+            let response = redirect_with_cookie(next, session_cookie_header(issued.token.expose()));
+            crate::devices::after_sign_in(
+                &state,
+                &headers,
+                "/connexion",
+                &context.caller,
+                issued.token.expose(),
+                response,
+            )
+            .await
         }
         Err(error) => with_error(login_page_for(&state), &error),
     }
@@ -477,6 +497,7 @@ pub struct ActivationForm {
 pub async fn activation_submit(
     State(state): State<AppState>,
     context: FlowContext,
+    headers: axum::http::HeaderMap,
     Form(form): Form<ActivationForm>,
 ) -> Response {
     match state
@@ -484,10 +505,21 @@ pub async fn activation_submit(
         .activate(&context.caller, &form.code, &form.login, &form.password)
         .await
     {
-        Ok(issued) => redirect_with_cookie(
-            "/connexion/enrolement",
-            session_cookie_header(issued.token.expose()),
-        ),
+        Ok(issued) => {
+            let response = redirect_with_cookie(
+                "/connexion/enrolement",
+                session_cookie_header(issued.token.expose()),
+            );
+            crate::devices::after_sign_in(
+                &state,
+                &headers,
+                "/activation",
+                &context.caller,
+                issued.token.expose(),
+                response,
+            )
+            .await
+        }
         Err(error) => with_error(activation_page(), &error),
     }
 }

@@ -205,6 +205,7 @@ pub struct SetupForm {
 pub async fn setup_submit(
     State(state): State<AppState>,
     context: FlowContext,
+    headers: axum::http::HeaderMap,
     Form(form): Form<SetupForm>,
 ) -> Response {
     match state
@@ -218,10 +219,21 @@ pub async fn setup_submit(
         )
         .await
     {
-        Ok(issued) => redirect_with_cookie(
-            "/connexion/enrolement",
-            session_cookie_header(issued.token.expose()),
-        ),
+        Ok(issued) => {
+            let response = redirect_with_cookie(
+                "/connexion/enrolement",
+                session_cookie_header(issued.token.expose()),
+            );
+            crate::devices::after_sign_in(
+                &state,
+                &headers,
+                "/installation",
+                &context.caller,
+                issued.token.expose(),
+                response,
+            )
+            .await
+        }
         Err(error) => with_error(setup_page(&form.link), &error),
     }
 }

@@ -142,6 +142,7 @@ pub async fn finish_sign_in(
     State(state): State<AppState>,
     AnyCaller(caller): AnyCaller,
     token: Option<Token>,
+    headers: axum::http::HeaderMap,
     ApiJson(answer): ApiJson<CeremonyAnswer>,
 ) -> Result<Response, ApiError> {
     let done = state
@@ -154,14 +155,25 @@ pub async fn finish_sign_in(
         )
         .await?;
     Ok(match done {
-        PasskeySignedIn::NewSession(issued) => (
-            [(
-                header::SET_COOKIE,
-                session_cookie_header(issued.token.expose()),
-            )],
-            Json(PasskeySignInBody { new_session: true }),
-        )
-            .into_response(),
+        PasskeySignedIn::NewSession(issued) => {
+            let response = (
+                [(
+                    header::SET_COOKIE,
+                    session_cookie_header(issued.token.expose()),
+                )],
+                Json(PasskeySignInBody { new_session: true }),
+            )
+                .into_response();
+            crate::devices::after_sign_in(
+                &state,
+                &headers,
+                "/api/",
+                &caller,
+                issued.token.expose(),
+                response,
+            )
+            .await
+        }
         PasskeySignedIn::SecondFactorVerified => {
             Json(PasskeySignInBody { new_session: false }).into_response()
         }
@@ -274,6 +286,7 @@ pub struct SetupRequest {
 pub async fn setup(
     State(state): State<AppState>,
     AnyCaller(caller): AnyCaller,
+    headers: axum::http::HeaderMap,
     ApiJson(request): ApiJson<SetupRequest>,
 ) -> Result<Response, ApiError> {
     let issued = state
@@ -286,5 +299,14 @@ pub async fn setup(
             &request.password,
         )
         .await?;
-    Ok(crate::auth::signed_in(StatusCode::CREATED, &issued))
+    let response = crate::auth::signed_in(StatusCode::CREATED, &issued);
+    Ok(crate::devices::after_sign_in(
+        &state,
+        &headers,
+        "/api/",
+        &caller,
+        issued.token.expose(),
+        response,
+    )
+    .await)
 }

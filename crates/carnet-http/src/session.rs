@@ -21,6 +21,8 @@ pub enum SessionProblem {
     SecondFactorRequired,
     /// The password is older than allowed: only changing it is served.
     PasswordExpired,
+    /// The device is not approved yet: only the account's own pages are served.
+    DevicePending,
     /// Unknown, forged, expired or revoked.
     Invalid,
 }
@@ -35,13 +37,17 @@ pub struct SessionToken(pub String);
 
 /// The session cookie's value, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, SESSION_COOKIE)
+}
+
+fn cookie_named(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -55,6 +61,59 @@ pub fn session_cookie_header(token: &str) -> HeaderValue {
             "__Host-carnet-session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
         )
     })
+}
+
+/// The device cookie: a random secret naming this browser, kept 400 days (the most
+/// browsers allow).
+pub const DEVICE_COOKIE: &str = "__Host-carnet-device";
+
+/// The device cookie's value, if any.
+pub fn device_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, DEVICE_COOKIE)
+}
+
+/// `Set-Cookie` for a new device secret.
+pub fn device_cookie_header(secret: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{DEVICE_COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=34560000"
+    ))
+    .ok()
+}
+
+/// Where a signed-in person on a device still waiting for approval may go: their
+/// account, sessions, passkeys and devices — nothing of the practice.
+const PENDING_DEVICE_PATHS: [&str; 7] = [
+    "/api/v1/auth/",
+    "/sessions",
+    "/mot-de-passe",
+    "/cles-d-acces",
+    "/appareils",
+    "/deconnexion",
+    "/deverrouiller",
+];
+
+/// The answer to any request from a blocked device: the browser is told to forget
+/// Carnet's cache, cookies and storage, and the page says why.
+pub fn blocked_device_response(path: &str) -> Response {
+    let mut response = if path.starts_with("/api/") {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "device_blocked",
+            "Cet appareil a été bloqué : il ne peut plus accéder à Carnet.",
+        )
+        .into_response()
+    } else {
+        crate::pages::message_page(
+            StatusCode::FORBIDDEN,
+            "Appareil bloqué",
+            "Cet appareil a été bloqué par son utilisateur ou par un titulaire du cabinet. Les données de Carnet ont été effacées de ce navigateur. Si c'est une erreur, contactez un titulaire du cabinet.",
+        )
+    };
+    response.headers_mut().insert(
+        "clear-site-data",
+        HeaderValue::from_static("\"cache\", \"cookies\", \"storage\""),
+    );
+    response
 }
 
 /// `Set-Cookie` that removes the session cookie.
@@ -75,8 +134,23 @@ pub async fn resolve_session(
     if let Some(token) = session_cookie(request.headers()) {
         let resolved = state.services.resolve_session(&token).await;
         match resolved {
-            Ok(SessionState::Active { actor, .. }) => {
-                request.extensions_mut().insert(actor);
+            Ok(SessionState::Active { actor, device, .. }) => {
+                let path = request.uri().path();
+                let allowed = device == carnet_service::DeviceStanding::Approved
+                    || PENDING_DEVICE_PATHS
+                        .iter()
+                        .any(|prefix| path.starts_with(prefix));
+                if allowed {
+                    request.extensions_mut().insert(actor);
+                } else {
+                    request
+                        .extensions_mut()
+                        .insert(SessionProblem::DevicePending);
+                }
+                request.extensions_mut().insert(device);
+            }
+            Ok(SessionState::DeviceBlocked) => {
+                return blocked_device_response(request.uri().path());
             }
             Ok(SessionState::PasswordExpired { actor, .. }) => {
                 request

@@ -136,12 +136,16 @@ pub struct IssuedSession {
 /// What a presented session token is worth.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionState {
-    /// Signed in with both factors, active: the actor may act.
+    /// Signed in with both factors, active: the actor may act (practice data only from
+    /// an approved device).
     Active {
         actor: Actor,
         session_id: Uuid,
         account_id: Uuid,
+        device: crate::DeviceStanding,
     },
+    /// The session's device was blocked: the browser must forget everything of Carnet.
+    DeviceBlocked,
     /// Password checked; the second factor (or its enrolment) is still due.
     SecondFactorRequired {
         session_id: Uuid,
@@ -630,6 +634,7 @@ impl Services {
         };
         let hashes = self.recovery_hashes(recovery.as_deref().unwrap_or_default());
         session.second_factor_at = Some(now);
+        session.second_factor_kind = Some("totp".into());
         session.last_seen_at = now;
         session.authenticated_at = now;
         let matched = i64::try_from(matched).unwrap_or(i64::MAX);
@@ -670,6 +675,7 @@ impl Services {
             ..caller.clone()
         };
         session.second_factor_at = Some(now);
+        session.second_factor_kind = Some("recovery".into());
         session.last_seen_at = now;
         session.authenticated_at = now;
         let used = self
@@ -711,6 +717,11 @@ impl Services {
         };
         let now = self.now();
         if session.revoked_at.is_some() || now >= session.expires_at {
+            if session.device_id.is_some()
+                && self.session_device_standing(&session).await? == crate::DeviceStanding::Blocked
+            {
+                return Ok(SessionState::DeviceBlocked);
+            }
             return Ok(SessionState::Invalid);
         }
         if session.second_factor_at.is_none() {
@@ -727,6 +738,7 @@ impl Services {
             });
         }
         let session_id = session.id;
+        let device = self.session_device_standing(&session).await?;
         if now.unix_millis() - session.last_seen_at.unix_millis() > TOUCH_EVERY_MILLIS {
             session.last_seen_at = now;
             self.committer
@@ -744,6 +756,7 @@ impl Services {
             actor: actor_of(&account),
             session_id,
             account_id: account.id,
+            device,
         })
     }
 

@@ -9,6 +9,7 @@ mod actor;
 mod admin;
 mod audit;
 mod auth;
+mod devices;
 mod instance;
 mod passkeys;
 mod practices;
@@ -23,6 +24,7 @@ pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
 pub use admin::{SETUP_LINK_VALIDITY, SetupLink};
 pub use audit::{AuditFilter, ChainReport};
 pub use auth::{AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEnrolment};
+pub use devices::{DeviceBinding, DeviceDecision, DeviceStanding, DeviceSummary, browser_summary};
 pub use instance::{InstanceKeyCheck, Readiness};
 pub use passkeys::{
     PasskeyChallenge, PasskeyRegistered, PasskeySettings, PasskeySignedIn, PasskeySummary,
@@ -97,6 +99,22 @@ impl ServiceError {
             Self::TooManyAttempts { .. } => "too_many_attempts",
         }
     }
+}
+
+/// Checks a name people give to a thing (a passkey, a device): 1 to 60 characters, no
+/// control characters; trimmed.
+pub(crate) fn label(name: &str, of_what: &str, example: &str) -> Result<String, ServiceError> {
+    const MAX_CHARS: usize = 60;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_CHARS || name.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid {
+            field: "name",
+            message: format!(
+                "Donnez un nom {of_what} (1 à {MAX_CHARS} caractères), par exemple « {example} »."
+            ),
+        });
+    }
+    Ok(name.to_owned())
 }
 
 impl From<StoreError> for ServiceError {

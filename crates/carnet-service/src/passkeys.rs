@@ -26,8 +26,6 @@ use crate::{Caller, ServiceError, Services};
 
 /// How long a started ceremony may be finished.
 const CEREMONY_VALIDITY: Duration = Duration::from_mins(5);
-/// Longest passkey name.
-const NAME_MAX_CHARS: usize = 60;
 
 /// Where passkeys are bound: the relying party id (a domain) and the origin the browser
 /// shows. Passkeys registered for one domain never work on another.
@@ -135,23 +133,6 @@ fn corrupt(_: serde_json::Error) -> ServiceError {
     ServiceError::Unavailable(StoreError::Corrupt("stored passkey"))
 }
 
-/// Checks a passkey's name: 1 to 60 characters, no control characters.
-fn passkey_name(name: &str) -> Result<String, ServiceError> {
-    let name = name.trim();
-    if name.is_empty()
-        || name.chars().count() > NAME_MAX_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(ServiceError::Invalid {
-            field: "name",
-            message: format!(
-                "Donnez un nom à la clé d'accès (1 à {NAME_MAX_CHARS} caractères), par exemple « Téléphone d'Anne »."
-            ),
-        });
-    }
-    Ok(name.to_owned())
-}
-
 impl Services {
     fn webauthn(&self) -> Result<&Webauthn, ServiceError> {
         self.auth.webauthn.as_ref().ok_or_else(unavailable_passkeys)
@@ -242,7 +223,7 @@ impl Services {
         token: &str,
         name: &str,
     ) -> Result<PasskeyChallenge, ServiceError> {
-        let name = passkey_name(name)?;
+        let name = crate::label(name, "à la clé d'accès", "Téléphone d'Anne")?;
         let webauthn = self.webauthn()?;
         let (session, account) = self.session_and_account(token).await?;
         self.may_register_passkey(&session, &account).await?;
@@ -368,7 +349,10 @@ impl Services {
             Targets::default(),
             Outcome::Success,
         );
-        session.second_factor_at.get_or_insert(now);
+        if session.second_factor_at.is_none() {
+            session.second_factor_at = Some(now);
+            session.second_factor_kind = Some("passkey".into());
+        }
         session.last_seen_at = now;
         session.authenticated_at = now;
         let (account_id, keep) = (account.id, session.id);
@@ -546,6 +530,7 @@ impl Services {
         let passkey_id = passkey_row.id;
         if let Some((mut session, _)) = pending {
             session.second_factor_at = Some(now);
+            session.second_factor_kind = Some("passkey".into());
             session.last_seen_at = now;
             session.authenticated_at = now;
             self.audited(vec![event], move |tx| {
@@ -594,6 +579,8 @@ impl Services {
                     revoked_at: None,
                     totp_step: None,
                     totp_tries: 0,
+                    device_id: None,
+                    second_factor_kind: Some("passkey".into()),
                 })
                 .await
             })
@@ -668,7 +655,7 @@ impl Services {
         passkey_id: Uuid,
         name: &str,
     ) -> Result<(), ServiceError> {
-        let name = passkey_name(name)?;
+        let name = crate::label(name, "à la clé d'accès", "Téléphone d'Anne")?;
         let (_, account) = self.complete_session(token).await?;
         let event = self.audit_event(
             &Caller {

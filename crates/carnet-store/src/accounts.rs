@@ -55,6 +55,10 @@ pub struct SessionRecord {
     pub revoked_at: Option<Timestamp>,
     pub totp_step: Option<i64>,
     pub totp_tries: i64,
+    /// The device the session was opened on (set once, by `attach_session_device`).
+    pub device_id: Option<Uuid>,
+    /// How the second factor was verified: "totp", "passkey" or "recovery".
+    pub second_factor_kind: Option<String>,
 }
 
 /// A TOTP credential as stored (secret sealed).
@@ -82,7 +86,8 @@ enum AccountKey<'a> {
 type ActivationRow = (Uuid, Uuid, Vec<u8>, i64, Option<i64>, i64);
 
 const SESSION_COLUMNS: &str = "id, account_id, created_at, last_seen_at, expires_at, \
-     second_factor_at, authenticated_at, revoked_at, totp_step, totp_tries";
+     second_factor_at, authenticated_at, revoked_at, totp_step, totp_tries, device_id, \
+     second_factor_kind";
 
 macro_rules! account_row {
     ($row:expr) => {{
@@ -128,6 +133,8 @@ macro_rules! session_row {
             revoked_at: at(row.try_get("revoked_at")?),
             totp_step: row.try_get("totp_step")?,
             totp_tries: row.try_get("totp_tries")?,
+            device_id: row.try_get("device_id")?,
+            second_factor_kind: row.try_get("second_factor_kind")?,
         })
     }};
 }
@@ -636,7 +643,8 @@ impl Tx {
         on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE sessions SET last_seen_at = $2, second_factor_at = $3, \
-                 authenticated_at = $4, revoked_at = $5, totp_step = $6, totp_tries = $7 WHERE id = $1",
+                 authenticated_at = $4, revoked_at = $5, totp_step = $6, totp_tries = $7, \
+                 second_factor_kind = $8 WHERE id = $1",
             )
             .bind(session.id)
             .bind(session.last_seen_at.unix_millis())
@@ -645,6 +653,7 @@ impl Tx {
             .bind(session.revoked_at.map(Timestamp::unix_millis))
             .bind(session.totp_step)
             .bind(session.totp_tries)
+            .bind(session.second_factor_kind.as_deref())
             .execute(&mut *conn)
             .await?;
         });

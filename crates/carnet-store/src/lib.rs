@@ -10,6 +10,7 @@
 mod accounts;
 mod audit;
 mod committer;
+mod devices;
 mod migrations;
 mod passkeys;
 mod rows;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{
 pub use accounts::{AccountHolder, AccountRecord, ActivationRecord, SessionRecord, TotpRecord};
 pub use audit::AuditQuery;
 pub use committer::{BoxFuture, GroupCommitter};
+pub use devices::{DeviceRecord, GrantRecord, NoticeRecord};
 pub use migrations::MigrationStatus;
 pub use passkeys::{CeremonyRecord, PasskeyRecord};
 pub use tx::Tx;

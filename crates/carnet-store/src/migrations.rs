@@ -39,6 +39,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "passkeys and setup links",
         include_str!("../migrations/sqlite/0005_passkeys_and_setup.sql"),
     ),
+    (
+        6,
+        "devices",
+        include_str!("../migrations/sqlite/0006_devices.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -67,6 +72,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "passkeys and setup links",
         include_str!("../migrations/postgres/0005_passkeys_and_setup.sql"),
+    ),
+    (
+        6,
+        "devices",
+        include_str!("../migrations/postgres/0006_devices.sql"),
     ),
 ];
 

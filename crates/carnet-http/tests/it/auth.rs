@@ -72,6 +72,17 @@ async fn holder_with_code(test: &TestApp) -> (PracticeId, MemberId, String) {
     (practice.id, member.id, code)
 }
 
+thread_local! {
+    /// The device cookie of the simulated browser (one per test thread), sent with every
+    /// request like a browser's cookie jar would.
+    static DEVICE_COOKIE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Starts acting as another browser: the device cookie is forgotten.
+pub fn new_browser() {
+    DEVICE_COOKIE.with(|device| device.borrow_mut().take());
+}
+
 pub fn request(
     method: &str,
     uri: &str,
@@ -79,8 +90,15 @@ pub fn request(
     body: Option<Value>,
 ) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);
-    if let Some(cookie) = cookie {
-        builder = builder.header("cookie", format!("__Host-carnet-session={cookie}"));
+    let mut cookies: Vec<String> = cookie
+        .map(|cookie| format!("__Host-carnet-session={cookie}"))
+        .into_iter()
+        .collect();
+    if let Some(device) = DEVICE_COOKIE.with(|device| device.borrow().clone()) {
+        cookies.push(format!("__Host-carnet-device={device}"));
+    }
+    if !cookies.is_empty() {
+        builder = builder.header("cookie", cookies.join("; "));
     }
     match body {
         Some(body) => builder
@@ -92,6 +110,14 @@ pub fn request(
 }
 
 pub fn cookie_of(response: &Response<Body>) -> String {
+    for set in response.headers().get_all("set-cookie") {
+        let set = set.to_str().expect("ASCII");
+        if let Some(rest) = set.strip_prefix("__Host-carnet-device=") {
+            assert!(set.contains("Secure; HttpOnly; SameSite=Strict"), "{set}");
+            let secret = rest.split(';').next().expect("value").to_owned();
+            DEVICE_COOKIE.with(|device| *device.borrow_mut() = Some(secret));
+        }
+    }
     let header = response.headers()["set-cookie"].to_str().expect("ASCII");
     assert!(
         header.contains("Secure; HttpOnly; SameSite=Strict"),
@@ -113,7 +139,7 @@ fn now_seconds(test: &TestApp) -> u64 {
 
 /// Activates the holder, enrols TOTP and completes the second factor: a signed-in
 /// session. Returns (practice, member, cookie, TOTP secret, recovery codes).
-async fn signed_in(test: &TestApp) -> (PracticeId, MemberId, String, TotpSecret, Vec<String>) {
+pub async fn signed_in(test: &TestApp) -> (PracticeId, MemberId, String, TotpSecret, Vec<String>) {
     let app = test.anonymous();
     let (practice, member, code) = holder_with_code(test).await;
     let (response, body) = send(
@@ -186,7 +212,7 @@ async fn signed_in(test: &TestApp) -> (PracticeId, MemberId, String, TotpSecret,
 
 /// Signs in again with the password and a TOTP code of the current step; returns the
 /// new session's cookie.
-async fn sign_in_again(test: &TestApp, secret: &TotpSecret) -> String {
+pub async fn sign_in_again(test: &TestApp, secret: &TotpSecret) -> String {
     let app = test.anonymous();
     let credentials = json!({"login": LOGIN, "password": PASSWORD});
     let (response, _) = send(
@@ -211,7 +237,7 @@ async fn sign_in_again(test: &TestApp, secret: &TotpSecret) -> String {
     cookie
 }
 
-fn members_uri(practice: PracticeId) -> String {
+pub fn members_uri(practice: PracticeId) -> String {
     format!("/api/v1/practices/{practice}/members")
 }
 

@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod auth;
+mod devices;
 mod generated;
 mod middleware;
 mod passkeys;
