@@ -84,6 +84,9 @@ closed_list!(
         Export => "export", "export";
         Share => "share", "partage";
         PinFailed => "pin_failed", "code PIN erroné";
+        PinAccepted => "pin_accepted", "code PIN accepté";
+        PinShown => "pin_shown", "code PIN affiché";
+        PinChanged => "pin_changed", "code PIN renouvelé";
         DeviceApproved => "device_approved", "appareil approuvé";
         DeviceBlocked => "device_blocked", "appareil bloqué";
         PracticeCreated => "practice_created", "cabinet créé";

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 pub use passwords::{HashingCost, PasswordCheck, PasswordHashing};
 pub use sealing::{OpenError, SEALED_VERSION, SealContext, SealingKey, derive, sealed_key_id};
-pub use tokens::{ActivationCode, CODE_ALPHABET, CodeKey, SecretToken, base64url};
+pub use tokens::{ActivationCode, CODE_ALPHABET, CodeKey, SecretToken, base64url, random_code};
 pub use totp::{TOTP_DIGITS, TOTP_STEP_SECONDS, TotpError, TotpSecret};
 
 /// Why key material or randomness could not be had.

@@ -54,23 +54,34 @@ pub struct ActivationCode {
     text: Zeroizing<String>,
 }
 
+/// `length` characters drawn uniformly from [`CODE_ALPHABET`] (no 0/O, 1/I/L, no
+/// vowels): activation codes, recovery codes, the practice PIN.
+pub fn random_code(
+    length: usize,
+    random: &dyn RandomSource,
+) -> Result<Zeroizing<String>, CryptoError> {
+    let mut text = Zeroizing::new(String::with_capacity(length));
+    // Rejection sampling keeps every character equally likely.
+    let limit = 256 - (256 % CODE_ALPHABET.len());
+    while text.len() < length {
+        let mut byte = [0u8; 1];
+        random.fill(&mut byte)?;
+        if usize::from(byte[0]) < limit {
+            text.push(char::from(
+                CODE_ALPHABET[usize::from(byte[0]) % CODE_ALPHABET.len()],
+            ));
+        }
+    }
+    Ok(text)
+}
+
 impl ActivationCode {
     pub const LENGTH: usize = 12;
 
     pub fn generate(random: &dyn RandomSource) -> Result<Self, CryptoError> {
-        let mut text = Zeroizing::new(String::with_capacity(Self::LENGTH));
-        // Rejection sampling keeps every character equally likely.
-        let limit = 256 - (256 % CODE_ALPHABET.len());
-        while text.len() < Self::LENGTH {
-            let mut byte = [0u8; 1];
-            random.fill(&mut byte)?;
-            if usize::from(byte[0]) < limit {
-                text.push(char::from(
-                    CODE_ALPHABET[usize::from(byte[0]) % CODE_ALPHABET.len()],
-                ));
-            }
-        }
-        Ok(Self { text })
+        Ok(Self {
+            text: random_code(Self::LENGTH, random)?,
+        })
     }
 
     /// The code grouped for reading aloud: `BCDF-2345-GHJK`.

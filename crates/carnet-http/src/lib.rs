@@ -20,6 +20,7 @@ mod pages;
 mod pages_auth;
 mod pages_passkeys;
 mod passkeys;
+mod pin;
 mod session;
 
 use std::net::IpAddr;
@@ -172,6 +173,11 @@ pub fn routes(state: AppState) -> Router {
         .route(
             "/appareils/{device_id}/{account_id}/{action}",
             axum::routing::post(devices::act),
+        )
+        .route("/code-pin", get(pin::prompt).post(pin::prompt_submit))
+        .route(
+            "/cabinet/code-pin",
+            get(pin::holder_page).post(pin::holder_regenerate),
         )
         .route("/cles-d-acces", get(pages_passkeys::passkeys))
         .route(

@@ -51,6 +51,8 @@ pub(crate) struct FormPage {
     pub(crate) secret: String,
     pub(crate) footer_link: &'static str,
     pub(crate) footer_text: &'static str,
+    /// A form with only its button (no fields).
+    pub(crate) bare_form: bool,
     /// A hidden field carried by the form (the setup link's secret).
     pub(crate) hidden_name: &'static str,
     pub(crate) hidden_value: String,
@@ -77,6 +79,7 @@ impl FormPage {
             secret: String::new(),
             footer_link: "",
             footer_text: "",
+            bare_form: false,
             hidden_name: "",
             hidden_value: String::new(),
             passkey_button: "",

@@ -64,6 +64,7 @@ pub(crate) struct AuthKit {
     pub hashing: PasswordHashing,
     pub codes: CodeKey,
     pub totp_key: SealingKey,
+    pub pin_key: SealingKey,
     pub hashing_slots: Semaphore,
     /// The WebAuthn verifier, when a public address is configured.
     pub webauthn: Option<webauthn_rs::Webauthn>,
@@ -100,6 +101,7 @@ impl AuthKit {
             hashing: PasswordHashing::new(settings.hashing_cost, random)?,
             codes: CodeKey::new(codes.expose()),
             totp_key: SealingKey::derived(1, root, "carnet/totp-secrets/v1")?,
+            pin_key: SealingKey::derived(1, root, "carnet/practice-pin/v1")?,
             hashing_slots: Semaphore::new(settings.max_concurrent_hashes.max(1)),
             unknown_failures: std::sync::Mutex::default(),
             settings,
@@ -806,6 +808,11 @@ impl Services {
             })
             .await?;
             return Err(auth_error(BAD_CREDENTIALS));
+        }
+        let idle = i64::try_from(self.auth.settings.idle_lock.as_millis()).unwrap_or(i64::MAX);
+        if now.unix_millis() - session.last_seen_at.unix_millis() > idle {
+            // After an idle lock the care records need the practice PIN again.
+            session.pin_version = None;
         }
         session.last_seen_at = now;
         session.authenticated_at = now;

@@ -466,7 +466,7 @@ fn summaries(grants: Vec<GrantRecord>, session: &SessionRecord) -> Vec<DeviceSum
 }
 
 /// The `index`-th id derived from a fresh random one (one job, several notices).
-fn notice_id(base: Uuid, index: u32) -> Uuid {
+pub(crate) fn notice_id(base: Uuid, index: u32) -> Uuid {
     let mut bytes = base.into_bytes();
     for (byte, add) in bytes[12..].iter_mut().zip(index.to_be_bytes()) {
         *byte ^= add;
@@ -475,7 +475,7 @@ fn notice_id(base: Uuid, index: u32) -> Uuid {
 }
 
 /// Leaves `message` for each of the practice's holders.
-async fn notify_holders(
+pub(crate) async fn notify_holders(
     tx: &mut Tx,
     practice_id: PracticeId,
     base: Uuid,

@@ -12,6 +12,7 @@ mod auth;
 mod devices;
 mod instance;
 mod passkeys;
+mod pin;
 mod practices;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use passkeys::{
     PasskeyChallenge, PasskeyRegistered, PasskeySettings, PasskeySignedIn, PasskeySummary,
     SecondFactorOptions,
 };
+pub use pin::{PIN_LENGTH, PracticePin};
 pub use practices::{NewMemberInput, NewPracticeInput, ProfessionalIdDecision};
 
 /// What a use case can answer instead of a result. Every variant maps to one stable

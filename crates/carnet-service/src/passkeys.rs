@@ -581,6 +581,8 @@ impl Services {
                     totp_tries: 0,
                     device_id: None,
                     second_factor_kind: Some("passkey".into()),
+                    pin_version: None,
+                    pin_failures: 0,
                 })
                 .await
             })

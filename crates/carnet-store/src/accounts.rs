@@ -59,6 +59,11 @@ pub struct SessionRecord {
     pub device_id: Option<Uuid>,
     /// How the second factor was verified: "totp", "passkey" or "recovery".
     pub second_factor_kind: Option<String>,
+    /// The version of the practice PIN that unlocked care records for this session
+    /// (none: locked; cleared by an idle lock).
+    pub pin_version: Option<i64>,
+    /// Wrong PINs typed in this session.
+    pub pin_failures: i64,
 }
 
 /// A TOTP credential as stored (secret sealed).
@@ -87,7 +92,7 @@ type ActivationRow = (Uuid, Uuid, Vec<u8>, i64, Option<i64>, i64);
 
 const SESSION_COLUMNS: &str = "id, account_id, created_at, last_seen_at, expires_at, \
      second_factor_at, authenticated_at, revoked_at, totp_step, totp_tries, device_id, \
-     second_factor_kind";
+     second_factor_kind, pin_version, pin_failures";
 
 macro_rules! account_row {
     ($row:expr) => {{
@@ -135,6 +140,8 @@ macro_rules! session_row {
             totp_tries: row.try_get("totp_tries")?,
             device_id: row.try_get("device_id")?,
             second_factor_kind: row.try_get("second_factor_kind")?,
+            pin_version: row.try_get("pin_version")?,
+            pin_failures: row.try_get("pin_failures")?,
         })
     }};
 }
@@ -644,7 +651,7 @@ impl Tx {
             sqlx::query(
                 "UPDATE sessions SET last_seen_at = $2, second_factor_at = $3, \
                  authenticated_at = $4, revoked_at = $5, totp_step = $6, totp_tries = $7, \
-                 second_factor_kind = $8 WHERE id = $1",
+                 second_factor_kind = $8, pin_version = $9, pin_failures = $10 WHERE id = $1",
             )
             .bind(session.id)
             .bind(session.last_seen_at.unix_millis())
@@ -654,6 +661,8 @@ impl Tx {
             .bind(session.totp_step)
             .bind(session.totp_tries)
             .bind(session.second_factor_kind.as_deref())
+            .bind(session.pin_version)
+            .bind(session.pin_failures)
             .execute(&mut *conn)
             .await?;
         });

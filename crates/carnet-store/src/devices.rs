@@ -393,4 +393,65 @@ impl Tx {
             .await?)
         })
     }
+
+    // ---- practice PIN ----------------------------------------------------------------------
+
+    /// The practice's current PIN: (version, sealed PIN).
+    pub async fn practice_pin(
+        &mut self,
+        practice_id: PracticeId,
+    ) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        on_tx!(self, |conn| {
+            Ok(sqlx::query_as(
+                "SELECT version, sealed_pin FROM practice_pins WHERE practice_id = $1",
+            )
+            .bind(practice_id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?)
+        })
+    }
+
+    /// Replaces the practice's PIN with `version` (the caller gives the next version, so
+    /// the seal can be bound to it).
+    pub async fn put_practice_pin(
+        &mut self,
+        practice_id: PracticeId,
+        version: i64,
+        sealed_pin: &[u8],
+        by: Uuid,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.before_write().await?;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO practice_pins (practice_id, version, sealed_pin, created_at, created_by) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (practice_id) DO UPDATE \
+                 SET version = excluded.version, sealed_pin = excluded.sealed_pin, \
+                 created_at = excluded.created_at, created_by = excluded.created_by",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(version)
+            .bind(sealed_pin)
+            .bind(now.unix_millis())
+            .bind(by)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The account ids of every member of a practice.
+    pub async fn member_accounts(
+        &mut self,
+        practice_id: PracticeId,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        on_tx!(self, |conn| {
+            Ok(
+                sqlx::query_scalar("SELECT id FROM accounts WHERE practice_id = $1")
+                    .bind(practice_id.as_uuid())
+                    .fetch_all(&mut *conn)
+                    .await?,
+            )
+        })
+    }
 }

@@ -44,6 +44,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "devices",
         include_str!("../migrations/sqlite/0006_devices.sql"),
     ),
+    (
+        7,
+        "practice pin",
+        include_str!("../migrations/sqlite/0007_practice_pin.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -77,6 +82,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "devices",
         include_str!("../migrations/postgres/0006_devices.sql"),
+    ),
+    (
+        7,
+        "practice pin",
+        include_str!("../migrations/postgres/0007_practice_pin.sql"),
     ),
 ];
 

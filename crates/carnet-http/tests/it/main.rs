@@ -8,5 +8,6 @@ mod devices;
 mod generated;
 mod middleware;
 mod passkeys;
+mod pin;
 mod softkey;
 mod support;

@@ -189,7 +189,16 @@ async fn audit_actions(test: &TestApp) -> Vec<(String, String)> {
 #[tokio::test]
 async fn the_first_administrator_comes_from_a_single_use_link_and_must_register_a_passkey() {
     let test = passkey_app().await;
-    let (_, _, link) = first_admin(&test).await;
+    let (admin_cookie, _, link) = first_admin(&test).await;
+    call(
+        &test,
+        "GET",
+        "/api/v1/auth/pin",
+        Some(&admin_cookie),
+        None,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
     let again =
         json!({"link": link, "name": "Eve", "login": "eve@example.fr", "password": NEW_PASSWORD});
     let (_, refused) = call(
