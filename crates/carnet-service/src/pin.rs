@@ -61,18 +61,7 @@ impl Services {
         caller: &Caller,
         token: &str,
     ) -> Result<PracticePin, ServiceError> {
-        let (session, account) = self.complete_session(token).await?;
-        let Some((practice_id, Role::Holder)) = member_practice(&account) else {
-            return Err(ServiceError::Forbidden);
-        };
-        if self.session_device_standing(&session).await? != DeviceStanding::Approved {
-            return Err(ServiceError::Forbidden);
-        }
-        if !self.recently_authenticated_session(&session) {
-            return Err(auth_error(
-                "Confirmez d'abord votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
-            ));
-        }
+        let (account, practice_id) = self.pin_holder(token).await?;
         let current = self.current_pin(practice_id).await?;
         let pin = match current {
             Some(pin) => {
@@ -98,6 +87,17 @@ impl Services {
         caller: &Caller,
         token: &str,
     ) -> Result<PracticePin, ServiceError> {
+        let (account, practice_id) = self.pin_holder(token).await?;
+        let next = self
+            .current_pin(practice_id)
+            .await?
+            .map_or(1, |pin| pin.version + 1);
+        self.new_pin(caller, &account, practice_id, next).await
+    }
+
+    /// The holder behind `token` and their practice: a complete session on an approved
+    /// device, authenticated in the last five minutes.
+    async fn pin_holder(&self, token: &str) -> Result<(AccountRecord, PracticeId), ServiceError> {
         let (session, account) = self.complete_session(token).await?;
         let Some((practice_id, Role::Holder)) = member_practice(&account) else {
             return Err(ServiceError::Forbidden);
@@ -110,11 +110,7 @@ impl Services {
                 "Confirmez d'abord votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
             ));
         }
-        let next = self
-            .current_pin(practice_id)
-            .await?
-            .map_or(1, |pin| pin.version + 1);
-        self.new_pin(caller, &account, practice_id, next).await
+        Ok((account, practice_id))
     }
 
     /// Checks a typed PIN for the session of `token` (a member on an approved device).
