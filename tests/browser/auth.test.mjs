@@ -5,19 +5,13 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { carnetAndBrowser, openWatchedPage, totp } from "./harness.mjs";
+import { activateInBrowser, carnetAndBrowser, nextTotpStep, openWatchedPage, signInWithTotp } from "./harness.mjs";
 
 const PASSWORD = "Tilleul-Marée-42-Orage!";
 const LOGIN = "anne.martin@example.fr";
 
 // The shortest settings the configuration allows: blur after 10 s, lock after 1 min.
 const shared = carnetAndBrowser({ CARNET_BLUR_AFTER_SECONDS: "10", CARNET_IDLE_LOCK_MINUTES: "1" });
-
-/** Waits until the next 30-second TOTP step starts (a used code cannot be replayed). */
-async function nextTotpStep() {
-  const wait = 30_000 - (Date.now() % 30_000) + 500;
-  await new Promise((done) => setTimeout(done, wait));
-}
 
 test("activation, TOTP enrolment, blur, idle lock, sign-out and sign-in", { timeout: 240_000 }, async () => {
   const practice = shared.carnet
@@ -27,23 +21,7 @@ test("activation, TOTP enrolment, blur, idle lock, sign-out and sign-in", { time
   const code = added.match(/code d'activation : (\S+)/)[1];
 
   const { context, page, allViolations } = await openWatchedPage(shared.browser);
-  await page.goto(`${shared.carnet.url}/activation`);
-  await page.fill("#f-code", code);
-  await page.fill("#f-login", LOGIN);
-  await page.fill("#f-password", PASSWORD);
-  await page.click("button[type=submit]");
-
-  await page.waitForURL(/\/connexion\/enrolement$/);
-  assert.equal(await page.textContent("h1"), "Enregistrer votre second facteur");
-  assert.ok(await page.isVisible(".qr svg"), "the QR code is shown");
-  const secret = (await page.textContent("code.secret")).trim();
-  await page.fill("#f-code", totp(secret));
-  await page.click("button[type=submit]");
-
-  assert.equal(await page.textContent("h1"), "Vos codes de secours");
-  assert.equal(await page.locator("ol.codes li").count(), 10);
-  await page.click("a.button");
-  await page.waitForURL(/\/espace$/);
+  const secret = await activateInBrowser(page, shared.carnet.url, code, LOGIN, PASSWORD);
   assert.equal(await page.textContent("h1"), "Mon espace");
 
   // The privacy blur after 10 s without activity; one click removes it.
@@ -66,13 +44,8 @@ test("activation, TOTP enrolment, blur, idle lock, sign-out and sign-in", { time
   // Sign out, then sign in with the password and a fresh TOTP code.
   await page.click("text=Se déconnecter");
   await page.waitForURL(/\/connexion$/);
-  await page.fill("#f-login", LOGIN);
-  await page.fill("#f-password", PASSWORD);
-  await page.click("button[type=submit]");
-  await page.waitForURL(/\/connexion\/second-facteur$/);
   await nextTotpStep();
-  await page.fill("#f-code", totp(secret));
-  await page.click("button[type=submit]");
+  await signInWithTotp(page, shared.carnet.url, LOGIN, PASSWORD, secret);
   await page.waitForURL(/\/espace$/);
 
   await page.goto(`${shared.carnet.url}/sessions`);

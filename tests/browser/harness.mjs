@@ -133,3 +133,45 @@ export function carnetAndBrowser(extraEnv = {}) {
   });
   return shared;
 }
+
+/**
+ * Activates an account in the browser with its code, enrols TOTP, checks the 10
+ * recovery codes and reaches "Mon espace". Returns the TOTP secret.
+ */
+export async function activateInBrowser(page, baseUrl, code, login, password) {
+  await page.goto(`${baseUrl}/activation`);
+  await page.fill("#f-code", code);
+  await page.fill("#f-login", login);
+  await page.fill("#f-password", password);
+  await page.click("button[type=submit]");
+  await page.waitForURL(/\/connexion\/enrolement$/);
+  if ((await page.textContent("h1")) !== "Enregistrer votre second facteur") {
+    throw new Error(`unexpected enrolment page: ${await page.textContent("main")}`);
+  }
+  if (!(await page.isVisible(".qr svg"))) throw new Error("the QR code is not shown");
+  const secret = (await page.textContent("code.secret")).trim();
+  await page.fill("#f-code", totp(secret));
+  await page.click("button[type=submit]");
+  if ((await page.textContent("h1")) !== "Vos codes de secours") throw new Error("no recovery codes page");
+  if ((await page.locator("ol.codes li").count()) !== 10) throw new Error("not 10 recovery codes");
+  await page.click("a.button");
+  await page.waitForURL(/\/espace$/);
+  return secret;
+}
+
+/** Waits until the next 30-second TOTP step starts (a used code cannot be replayed). */
+export async function nextTotpStep() {
+  const wait = 30_000 - (Date.now() % 30_000) + 500;
+  await new Promise((done) => setTimeout(done, wait));
+}
+
+/** Signs in with login, password and a TOTP code from `secret`. */
+export async function signInWithTotp(page, baseUrl, login, password, secret) {
+  await page.goto(`${baseUrl}/connexion`);
+  await page.fill("#f-login", login);
+  await page.fill("#f-password", password);
+  await page.click("button[type=submit]");
+  await page.waitForURL(/\/connexion\/second-facteur$/);
+  await page.fill("#f-code", totp(secret));
+  await page.click("button[type=submit]");
+}

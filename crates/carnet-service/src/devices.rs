@@ -143,6 +143,10 @@ impl Services {
         let browser = browser_summary(user_agent);
         let account_id = account.id;
         let practice_id = practice_of(&account);
+        // Only the session that created the account (activation, setup) approves its
+        // device by itself: a later sign-in never does, even on an account without any
+        // device yet (a password alone must not approve an attacker's browser).
+        let creating_session = session.created_at == account.created_at;
         let notice_base = self.new_uuid()?;
         let pending_notice = format!(
             "Un nouvel appareil ({browser}) attend votre approbation pour {}.",
@@ -172,7 +176,8 @@ impl Services {
                         {
                             // The first device of an account is the one it was activated
                             // (or set up) on: approved. Any later one waits for a holder.
-                            let first = !tx.account_has_grants(account_id).await?;
+                            let first =
+                                creating_session && !tx.account_has_grants(account_id).await?;
                             let standing = if first {
                                 DeviceStanding::Approved
                             } else {

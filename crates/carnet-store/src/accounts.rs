@@ -27,6 +27,7 @@ pub struct AccountRecord {
     pub login: String,
     pub password_hash: String,
     pub password_changed_at: Timestamp,
+    pub created_at: Timestamp,
     /// The person's name, for the password policy (it must not appear in the password).
     pub name: String,
 }
@@ -75,7 +76,8 @@ pub struct TotpRecord {
 }
 
 const ACCOUNT_QUERY: &str = "SELECT a.id, a.member_id, a.practice_id, a.admin_id, m.role, \
-     a.login, a.password_hash, a.password_changed_at, COALESCE(m.name, p.name) AS name \
+     a.login, a.password_hash, a.password_changed_at, a.created_at, \
+     COALESCE(m.name, p.name) AS name \
      FROM accounts a LEFT JOIN members m ON m.id = a.member_id \
      LEFT JOIN platform_admins p ON p.id = a.admin_id";
 
@@ -117,6 +119,7 @@ macro_rules! account_row {
             login: row.try_get("login")?,
             password_hash: row.try_get("password_hash")?,
             password_changed_at: Timestamp::from_unix_millis(row.try_get("password_changed_at")?),
+            created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
             name: row.try_get("name")?,
         })
     }};

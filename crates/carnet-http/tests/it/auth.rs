@@ -34,7 +34,7 @@ const PASSWORD: &str = "Tilleul-Marée-42-Orage!";
 const LOGIN: &str = "anne.martin@example.fr";
 
 /// A practice with a holder who has an activation code; returns (practice, member, code).
-async fn holder_with_code(test: &TestApp) -> (PracticeId, MemberId, String) {
+pub async fn holder_with_code(test: &TestApp) -> (PracticeId, MemberId, String) {
     let services = &test.state.services;
     let operator = Caller::operator();
     let practice = services
@@ -132,7 +132,7 @@ pub fn cookie_of(response: &Response<Body>) -> String {
         .expect("token")
 }
 
-fn now_seconds(test: &TestApp) -> u64 {
+pub fn now_seconds(test: &TestApp) -> u64 {
     u64::try_from(carnet_domain::Clock::now(test.clock.as_ref()).unix_millis() / 1000)
         .expect("positive")
 }

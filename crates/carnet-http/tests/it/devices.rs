@@ -284,3 +284,48 @@ async fn devices_are_renamed_with_checked_names() {
     let mine = devices_of(&test, &cookie, "/api/v1/auth/devices").await;
     assert_eq!(mine[0]["name"], "Poste accueil");
 }
+
+#[tokio::test]
+async fn a_later_sign_in_never_approves_a_device_by_itself() {
+    let test = test_app(HttpSettings::default()).await;
+    let (_, _, code) = crate::auth::holder_with_code(&test).await;
+    // An account activated without any device (as accounts made before devices were).
+    let issued = test
+        .state
+        .services
+        .activate(
+            &carnet_service::Caller::new(carnet_service::Actor::Anonymous),
+            &code,
+            LOGIN,
+            PASSWORD,
+        )
+        .await
+        .expect("activated");
+    let session = issued.token.expose().to_owned();
+    let app = test.anonymous();
+    let (_, body) = send(
+        &app,
+        request("POST", "/api/v1/auth/totp/enrolment", Some(&session), None),
+    )
+    .await;
+    let secret =
+        carnet_crypto::TotpSecret::from_base32(json(&body)["secret"].as_str().expect("secret"))
+            .expect("base32");
+    let totp = json!({"code": secret.code_at(crate::auth::now_seconds(&test))});
+    let (response, _) = send(
+        &app,
+        request("POST", "/api/v1/auth/totp", Some(&session), Some(totp)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    new_browser();
+    test.clock.advance_millis(31_000);
+    let cookie = sign_in_again(&test, &secret).await;
+    let mine = devices_of(&test, &cookie, "/api/v1/auth/devices").await;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        mine[0]["state"], "pending",
+        "no device approves itself after the activation"
+    );
+}
