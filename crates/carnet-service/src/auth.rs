@@ -714,14 +714,33 @@ impl Services {
     /// What a presented session token is worth now. Touches an active session's
     /// activity (at most every 10 seconds); a locked session is not touched.
     pub async fn resolve_session(&self, token: &str) -> Result<SessionState, ServiceError> {
-        let Some((mut session, account)) = self.load_session(token).await? else {
+        let token_hash = SecretToken::hash_of(token);
+        // One read for the session, its account and its device's standing: this runs on
+        // every signed-in request.
+        let loaded = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    let Some(session) = tx.session_by_token_hash(&token_hash).await? else {
+                        return Ok(None);
+                    };
+                    let Some(account) = tx.account(session.account_id).await? else {
+                        return Ok(None);
+                    };
+                    let grant = match session.device_id {
+                        Some(device_id) => tx.grant(device_id, session.account_id).await?,
+                        None => None,
+                    };
+                    Ok(Some((session, account, grant.map(|grant| grant.state))))
+                })
+            })
+            .await?;
+        let Some((mut session, account, grant_state)) = loaded else {
             return Ok(SessionState::Invalid);
         };
+        let device = crate::devices::standing_of(grant_state.as_deref());
         let now = self.now();
         if session.revoked_at.is_some() || now >= session.expires_at {
-            if session.device_id.is_some()
-                && self.session_device_standing(&session).await? == crate::DeviceStanding::Blocked
-            {
+            if device == crate::DeviceStanding::Blocked {
                 return Ok(SessionState::DeviceBlocked);
             }
             return Ok(SessionState::Invalid);
@@ -740,7 +759,6 @@ impl Services {
             });
         }
         let session_id = session.id;
-        let device = self.session_device_standing(&session).await?;
         if now.unix_millis() - session.last_seen_at.unix_millis() > TOUCH_EVERY_MILLIS {
             session.last_seen_at = now;
             self.committer

@@ -42,6 +42,11 @@ impl DeviceStanding {
     }
 }
 
+/// The standing a grant's state gives (no grant, or no device: pending).
+pub(crate) fn standing_of(state: Option<&str>) -> DeviceStanding {
+    state.map_or(DeviceStanding::Pending, DeviceStanding::parse)
+}
+
 /// The outcome of binding a new session to the device it was opened on.
 #[derive(Debug)]
 pub struct DeviceBinding {
@@ -234,9 +239,9 @@ impl Services {
         let grant = self
             .read(move |tx| Box::pin(async move { tx.grant(device_id, account_id).await }))
             .await?;
-        Ok(grant.map_or(DeviceStanding::Pending, |grant| {
-            DeviceStanding::parse(&grant.state)
-        }))
+        Ok(standing_of(
+            grant.as_ref().map(|grant| grant.state.as_str()),
+        ))
     }
 
     /// The devices of the signed-in account.
@@ -428,7 +433,7 @@ impl Services {
 
     /// The unread notices of the signed-in account.
     pub async fn my_notices(&self, token: &str) -> Result<Vec<(Timestamp, String)>, ServiceError> {
-        let (_, account) = self.session_and_account(token).await?;
+        let (_, account) = self.complete_session(token).await?;
         let account_id = account.id;
         let notices = self
             .read(move |tx| Box::pin(async move { tx.notices_of(account_id).await }))
