@@ -24,7 +24,8 @@ for _ in $(seq 1 50); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.2
 PASSWORD='Tilleul-Marée-42-Orage!'
 post() { curl -s -D "$WORK/headers" -H 'content-type: application/json' -H 'sec-fetch-site: same-origin' ${COOKIE:+-H "cookie: $COOKIE"} -d "$2" "$BASE$1"; }
 post /api/v1/auth/activate "{\"code\":\"$CODE\",\"login\":\"anne@example.fr\",\"password\":\"$PASSWORD\"}" >/dev/null
-COOKIE=$(sed -n 's/^set-cookie: \([^;]*\).*/\1/ip' "$WORK/headers" | tr -d '\r')
+# The session and the device cookies (the activation's device is approved).
+COOKIE=$(sed -n 's/^set-cookie: \([^;]*\).*/\1/ip' "$WORK/headers" | tr -d '\r' | paste -sd ';' | sed 's/;/; /g')
 SECRET=$(post /api/v1/auth/totp/enrolment '' | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
 TOTP=$(python3 - "$SECRET" <<'PY'
 import base64, hmac, struct, sys, time
