@@ -297,14 +297,7 @@ async fn devices_page(
     } else {
         state.services.my_devices(&signed_in.token).await
     };
-    let notices = state
-        .services
-        .my_notices(&signed_in.token)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(at, message)| format!("{} — {message}", at.to_french_text()))
-        .collect();
+    let notices = crate::pages_auth::notice_lines(state, &signed_in.token).await;
     match listed {
         Ok(list) => render(
             &DevicesPage {

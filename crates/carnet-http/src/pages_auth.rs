@@ -100,6 +100,8 @@ struct SpacePage {
     role: &'static str,
     practice_id: Option<String>,
     holder: bool,
+    notices: Vec<String>,
+    care_records_unlocked: bool,
     blur_seconds: u64,
     lock_seconds: u64,
 }
@@ -590,16 +592,37 @@ pub async fn space(State(state): State<AppState>, signed_in: SignedIn) -> Respon
         Actor::PlatformAdmin(_) => ("administrateur de la plateforme", None, false),
         Actor::Operator | Actor::Anonymous => ("invité", None, false),
     };
+    let notices = notice_lines(&state, &signed_in.token).await;
+    let care_records_unlocked = practice_id.is_some()
+        && state
+            .services
+            .care_records_unlocked(&signed_in.token)
+            .await
+            .unwrap_or(false);
     render(
         &SpacePage {
             role,
             practice_id,
             holder,
+            notices,
+            care_records_unlocked,
             blur_seconds,
             lock_seconds,
         },
         StatusCode::OK,
     )
+}
+
+/// The account's unread notices, dated, for a page (none if they cannot be read).
+pub(crate) async fn notice_lines(state: &AppState, token: &str) -> Vec<String> {
+    state
+        .services
+        .my_notices(token)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(at, message)| format!("{} — {message}", at.to_french_text()))
+        .collect()
 }
 
 pub async fn sessions(State(state): State<AppState>, signed_in: SignedIn) -> Response {

@@ -173,6 +173,15 @@ async fn holders_alone_see_and_regenerate_the_pin_and_the_old_one_dies_at_once()
             .any(|(_, message)| message.contains("a changé")),
         "{notices:?}"
     );
+    let (page, html) = send(
+        &test.anonymous(),
+        request("GET", "/espace", Some(&staff), None),
+    )
+    .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = String::from_utf8_lossy(&html).into_owned();
+    assert!(html.contains("a changé"), "the notice is on the home page");
+    assert!(html.contains("déverrouillés pour cette session"), "{html}");
 
     // Six minutes later, the holder must confirm their identity again to see it.
     test.clock.advance_millis(6 * 60 * 1000);
