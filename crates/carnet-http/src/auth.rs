@@ -81,15 +81,16 @@ pub(crate) fn signed_in(status: StatusCode, issued: &carnet_service::IssuedSessi
         .into_response()
 }
 
-/// Members must have authenticated (password, unlock, second factor) in the last five
-/// minutes before sensitive actions: creating members, issuing activation codes,
-/// unlocking accounts.
+/// Members and platform administrators signed in with a session must have authenticated
+/// (password, unlock, second factor) in the last five minutes before sensitive actions:
+/// creating members, issuing activation codes, unlocking accounts.
 pub(crate) async fn require_recent_authentication(
     state: &AppState,
     caller: &Caller,
     token: Option<&Token>,
 ) -> Result<(), ApiError> {
-    if let (Actor::Member { .. }, Some(Token(token))) = (&caller.actor, token)
+    if let (Actor::Member { .. } | Actor::PlatformAdmin(_), Some(Token(token))) =
+        (&caller.actor, token)
         && !state.services.recently_authenticated(token).await?
     {
         return Err(ApiError::new(

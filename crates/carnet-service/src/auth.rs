@@ -1075,24 +1075,25 @@ impl Services {
         Ok(())
     }
 
-    /// Lifts the password lockout of a member's account (a holder of the practice).
+    /// Lifts the password lockout of a member's account (a holder of the practice, or a
+    /// platform administrator; the audit entry names who).
     pub async fn unlock_member_account(
         &self,
         scope: &PracticeScope,
         member_id: MemberId,
     ) -> Result<(), ServiceError> {
-        let Actor::Member {
-            role: carnet_domain::Role::Holder,
-            member_id: by,
-            ..
-        } = scope.actor()
-        else {
-            return Err(ServiceError::Forbidden);
+        let by = match scope.actor() {
+            Actor::Member {
+                role: carnet_domain::Role::Holder,
+                member_id: by,
+                ..
+            } => Some(*by),
+            Actor::PlatformAdmin(_) => None,
+            _ => return Err(ServiceError::Forbidden),
         };
         if scope.action() != PracticeAction::AddMember {
             return Err(ServiceError::Forbidden);
         }
-        let by = *by;
         let practice_id = scope.practice_id();
         let now = self.now();
         let event = self.audit_event(
@@ -1115,7 +1116,7 @@ impl Services {
                     if !same_practice {
                         return Ok(false);
                     }
-                    tx.unlock_account(account.id, Some(by), now).await?;
+                    tx.unlock_account(account.id, by, now).await?;
                     Ok(true)
                 })
             })

@@ -1244,3 +1244,56 @@ async fn replacing_the_totp_factor_revokes_the_other_sessions_and_retires_the_ol
     .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_platform_administrator_also_lifts_a_password_lockout() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, member, code) = holder_with_code(&test).await;
+    let app = test.anonymous();
+    let activation = json!({"code": code, "login": LOGIN, "password": PASSWORD});
+    let (response, _) = send(
+        &app,
+        request("POST", "/api/v1/auth/activate", None, Some(activation)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let attempt = |password: &str| {
+        request(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": LOGIN, "password": password})),
+        )
+    };
+    for _ in 0..20 {
+        let (response, _) = send(&app, attempt("Guess-1234-Guess!")).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        test.clock.advance_millis(16 * 60 * 1000);
+    }
+    let (response, _) = send(&app, attempt(PASSWORD)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "locked");
+    let admin = test
+        .state
+        .services
+        .create_platform_admin(&Caller::operator(), "Admin")
+        .await
+        .expect("admin");
+    let unlock = format!("/api/v1/practices/{practice}/members/{member}/unlock");
+    let (response, body) = send(
+        &test.as_actor(Actor::PlatformAdmin(admin)),
+        request("POST", &unlock, None, None),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::NO_CONTENT,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (response, _) = send(&app, attempt(PASSWORD)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "unlocked by the administrator"
+    );
+}
