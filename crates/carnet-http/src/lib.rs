@@ -168,6 +168,10 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/deconnexion", axum::routing::post(pages_auth::logout))
         .route("/deverrouiller", axum::routing::post(pages_auth::unlock))
+        .route(
+            "/messages/lus",
+            axum::routing::post(pages_auth::dismiss_notices),
+        )
         .route("/appareils", get(devices::my_devices_page))
         .route("/appareils/cabinet", get(devices::practice_devices_page))
         .route(

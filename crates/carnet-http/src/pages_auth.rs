@@ -613,6 +613,18 @@ pub async fn space(State(state): State<AppState>, signed_in: SignedIn) -> Respon
     )
 }
 
+/// POST /messages/lus: the notices are dismissed; back to "Mon espace".
+pub async fn dismiss_notices(State(state): State<AppState>, signed_in: SignedIn) -> Response {
+    match state.services.dismiss_notices(&signed_in.token).await {
+        Ok(()) => Redirect::to("/espace").into_response(),
+        Err(error) => crate::pages::message_page(
+            ApiError::from(error).status,
+            "Messages indisponibles",
+            "Réessayez dans un instant.",
+        ),
+    }
+}
+
 /// The account's unread notices, dated, for a page (none if they cannot be read).
 pub(crate) async fn notice_lines(state: &AppState, token: &str) -> Vec<String> {
     state

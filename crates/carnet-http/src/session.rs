@@ -82,7 +82,8 @@ pub fn device_cookie_header(secret: &str) -> Option<HeaderValue> {
 
 /// Where a signed-in person on a device still waiting for approval may go: their
 /// account, sessions, passkeys and devices — nothing of the practice.
-const PENDING_DEVICE_PATHS: [&str; 7] = [
+const PENDING_DEVICE_PATHS: [&str; 8] = [
+    "/messages/lus",
     "/api/v1/auth/",
     "/sessions",
     "/mot-de-passe",

@@ -431,6 +431,16 @@ impl Services {
         }
     }
 
+    /// Marks the signed-in account's notices as read (they stay in the database).
+    pub async fn dismiss_notices(&self, token: &str) -> Result<(), ServiceError> {
+        let (_, account) = self.complete_session(token).await?;
+        let (account_id, now) = (account.id, self.now());
+        self.committer
+            .run(move |tx| Box::pin(async move { tx.mark_notices_read(account_id, now).await }))
+            .await?;
+        Ok(())
+    }
+
     /// The unread notices of the signed-in account.
     pub async fn my_notices(&self, token: &str) -> Result<Vec<(Timestamp, String)>, ServiceError> {
         let (_, account) = self.complete_session(token).await?;

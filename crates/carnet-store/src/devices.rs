@@ -378,6 +378,25 @@ impl Tx {
         })
     }
 
+    /// Marks every unread notice of the account as read.
+    pub async fn mark_notices_read(
+        &mut self,
+        account_id: Uuid,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.before_write().await?;
+        on_tx!(self, |conn| {
+            let done = sqlx::query(
+                "UPDATE notices SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL",
+            )
+            .bind(account_id)
+            .bind(now.unix_millis())
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
     /// The account ids of a practice's holders.
     pub async fn holder_accounts(
         &mut self,

@@ -186,6 +186,21 @@ async fn holders_alone_see_and_regenerate_the_pin_and_the_old_one_dies_at_once()
     let html = String::from_utf8_lossy(&html).into_owned();
     assert!(html.contains("a changé"), "the notice is on the home page");
     assert!(html.contains("déverrouillés pour cette session"), "{html}");
+    let (response, _) = send(
+        &test.anonymous(),
+        request("POST", "/messages/lus", Some(&staff), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        test.state
+            .services
+            .my_notices(&staff)
+            .await
+            .expect("notices")
+            .is_empty(),
+        "dismissed"
+    );
 
     // Six minutes later, the holder must confirm their identity again to see it.
     test.clock.advance_millis(6 * 60 * 1000);
