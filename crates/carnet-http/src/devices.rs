@@ -222,7 +222,7 @@ pub struct DeviceNameRequest {
     ))]
 pub async fn rename(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
     Token(token): Token,
     Path((device, account)): Path<(String, String)>,
     ApiJson(request): ApiJson<DeviceNameRequest>,
@@ -230,7 +230,7 @@ pub async fn rename(
     let (device_id, account_id) = ids(&device, &account)?;
     state
         .services
-        .rename_device(&token, device_id, account_id, &request.name)
+        .rename_device(&caller, &token, device_id, account_id, &request.name)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -361,7 +361,13 @@ pub async fn act(
         "renommer" => {
             state
                 .services
-                .rename_device(&signed_in.token, device_id, account_id, &form.name)
+                .rename_device(
+                    &signed_in.caller,
+                    &signed_in.token,
+                    device_id,
+                    account_id,
+                    &form.name,
+                )
                 .await
         }
         other => {

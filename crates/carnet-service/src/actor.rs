@@ -163,8 +163,7 @@ impl Services {
                 Targets::default(),
                 Outcome::Denied,
             );
-            self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
-                .await?;
+            self.audit_alone(event).await?;
             return Err(ServiceError::Forbidden);
         }
         if !exists {
@@ -196,6 +195,14 @@ impl Services {
             request_id: caller.request_id.clone(),
             client_address: caller.client_address,
         }
+    }
+}
+
+impl Services {
+    /// Appends one audit entry that accompanies no data change (refusals, failures).
+    pub(crate) async fn audit_alone(&self, event: Event) -> Result<(), ServiceError> {
+        self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
+            .await
     }
 }
 

@@ -136,8 +136,7 @@ impl Services {
                     Targets::default(),
                     Outcome::Failure,
                 );
-                self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
-                    .await?;
+                self.audit_alone(event).await?;
                 return Err(invalid_link());
             }
             Err(ServiceError::Conflict) => {

@@ -192,6 +192,13 @@ pub(crate) fn auth_error(message: &str) -> ServiceError {
     }
 }
 
+/// The refusal of a sensitive action without an authentication in the last 5 minutes.
+pub(crate) fn reauthentication_required() -> ServiceError {
+    auth_error(
+        "Confirmez d'abord votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
+    )
+}
+
 const BAD_CREDENTIALS: &str = "Identifiant ou mot de passe incorrect.";
 
 impl Services {
@@ -463,9 +470,7 @@ impl Services {
     pub async fn start_totp_replacement(&self, token: &str) -> Result<TotpEnrolment, ServiceError> {
         let (session, account) = self.session_and_account(token).await?;
         if session.second_factor_at.is_none() || !self.recently_authenticated(token).await? {
-            return Err(auth_error(
-                "Confirmez d'abord votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
-            ));
+            return Err(reauthentication_required());
         }
         let secret =
             TotpSecret::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?;
@@ -680,27 +685,35 @@ impl Services {
         session.second_factor_kind = Some("recovery".into());
         session.last_seen_at = now;
         session.authenticated_at = now;
+        let succeeded = self.audit_event(
+            &account_caller,
+            chain,
+            Action::LoginSucceeded,
+            Targets::default(),
+            Outcome::Success,
+        );
+        let failed = self.audit_event(
+            &account_caller,
+            chain,
+            Action::SecondFactorFailed,
+            Targets::default(),
+            Outcome::Failure,
+        );
+        // The outcome and its audit entry commit together.
         let used = self
-            .committer
-            .run(move |tx| {
+            .audited(Vec::new(), move |tx| {
                 Box::pin(async move {
                     let used = tx.use_recovery_code(account_id, &hash, now).await?;
                     if used {
                         tx.update_session(&session).await?;
+                        tx.append_audit(succeeded).await?;
                     } else {
                         tx.record_auth_failure(account_id, "recovery", now).await?;
+                        tx.append_audit(failed).await?;
                     }
                     Ok(used)
                 })
             })
-            .await?;
-        let (action, outcome) = if used {
-            (Action::LoginSucceeded, Outcome::Success)
-        } else {
-            (Action::SecondFactorFailed, Outcome::Failure)
-        };
-        let event = self.audit_event(&account_caller, chain, action, Targets::default(), outcome);
-        self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
             .await?;
         if used {
             Ok(())
@@ -1057,8 +1070,7 @@ impl Services {
                 Targets::default(),
                 Outcome::Denied,
             );
-            self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
-                .await?;
+            self.audit_alone(event).await?;
             return Err(ServiceError::AccountLocked);
         }
         if failures >= DELAY_AFTER_FAILURES {
@@ -1152,8 +1164,7 @@ impl Services {
                 Targets::default(),
                 Outcome::Failure,
             );
-            self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
-                .await?;
+            self.audit_alone(event).await?;
             Ok(())
         }
         .await;

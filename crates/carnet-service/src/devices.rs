@@ -11,7 +11,7 @@ use carnet_domain::{PracticeId, Role, Timestamp};
 use carnet_store::{AccountHolder, AccountRecord, GrantRecord, SessionRecord, StoreError, Tx};
 use uuid::Uuid;
 
-use crate::auth::{account_chain, actor_of, auth_error};
+use crate::auth::{account_chain, actor_of, auth_error, reauthentication_required};
 use crate::{Caller, ServiceError, Services};
 
 /// What a device is for the account using it.
@@ -332,8 +332,7 @@ impl Services {
                         if decision == DeviceDecision::Block
                             && let Some(practice) = practice_id
                         {
-                            notify_holders(tx, practice, notice_id(notice_base, 1), &message, now)
-                                .await?;
+                            notify_holders(tx, practice, notice_base, &message, now).await?;
                         }
                     }
                     Ok(())
@@ -365,12 +364,10 @@ impl Services {
         grant: &GrantRecord,
         decision: DeviceDecision,
     ) -> Result<(), ServiceError> {
-        let own = grant.account_id == account.id;
-        let holder_of_it =
-            holder_practice(account).is_some_and(|practice| grant.practice_id == Some(practice));
-        if !own && !holder_of_it {
+        if !may_manage(account, grant) {
             return Err(ServiceError::NotFound);
         }
+        let own = grant.account_id == account.id;
         if decision == DeviceDecision::Approve && grant.state == "blocked" {
             return Err(ServiceError::Invalid {
                 field: "state",
@@ -390,9 +387,7 @@ impl Services {
                 ));
             }
             if !own && !self.recently_authenticated_session(session) {
-                return Err(auth_error(
-                    "Confirmez d'abord votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
-                ));
+                return Err(reauthentication_required());
             }
         }
         Ok(())
@@ -401,6 +396,7 @@ impl Services {
     /// Renames one of one's devices, or (a holder) one of the practice's.
     pub async fn rename_device(
         &self,
+        caller: &Caller,
         token: &str,
         device_id: Uuid,
         account_id: Uuid,
@@ -412,23 +408,29 @@ impl Services {
             .read(move |tx| Box::pin(async move { tx.grant(device_id, account_id).await }))
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let allowed = grant.account_id == account.id
-            || holder_practice(&account)
-                .is_some_and(|practice| grant.practice_id == Some(practice));
-        if !allowed {
+        if !may_manage(&account, &grant) {
             return Err(ServiceError::NotFound);
         }
-        let renamed = self
-            .committer
-            .run(move |tx| {
-                Box::pin(async move { tx.rename_grant(device_id, account_id, &name).await })
+        let event = self.audit_event(
+            &Caller {
+                actor: actor_of(&account),
+                ..caller.clone()
+            },
+            account_chain(&account),
+            Action::MemberChanged,
+            Targets::default(),
+            Outcome::Success,
+        );
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move {
+                if tx.rename_grant(device_id, account_id, &name).await? {
+                    Ok(())
+                } else {
+                    Err(StoreError::MissingReference)
+                }
             })
-            .await?;
-        if renamed {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound)
-        }
+        })
+        .await
     }
 
     /// Marks the signed-in account's notices as read (they stay in the database).
@@ -453,6 +455,13 @@ impl Services {
             .map(|notice| (notice.created_at, notice.message))
             .collect())
     }
+}
+
+/// Whether the account may act on the grant: its own device, or (a holder) a device of
+/// the practice's members.
+fn may_manage(account: &AccountRecord, grant: &GrantRecord) -> bool {
+    grant.account_id == account.id
+        || holder_practice(account).is_some_and(|practice| grant.practice_id == Some(practice))
 }
 
 /// The practice the account is a holder of.
@@ -494,7 +503,8 @@ pub(crate) fn notice_id(base: Uuid, index: u32) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-/// Leaves `message` for each of the practice's holders.
+/// Leaves `message` for each of the practice's holders (ids from `base`, index 1 on:
+/// index 0 is left for a notice to one person in the same job).
 pub(crate) async fn notify_holders(
     tx: &mut Tx,
     practice_id: PracticeId,
@@ -503,7 +513,7 @@ pub(crate) async fn notify_holders(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let holders = tx.holder_accounts(practice_id).await?;
-    for (index, holder) in (16_u32..).zip(holders) {
+    for (index, holder) in (1_u32..).zip(holders) {
         tx.insert_notice(notice_id(base, index), holder, message, now)
             .await?;
     }

@@ -21,7 +21,9 @@ use webauthn_rs::prelude::{
     PublicKeyCredential, RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder,
 };
 
-use crate::auth::{IssuedSession, account_chain, actor_of, auth_error, later};
+use crate::auth::{
+    IssuedSession, account_chain, actor_of, auth_error, later, reauthentication_required,
+};
 use crate::{Caller, ServiceError, Services};
 
 /// How long a started ceremony may be finished.
@@ -267,9 +269,7 @@ impl Services {
     ) -> Result<(), ServiceError> {
         if session.second_factor_at.is_some() {
             if !self.recently_authenticated_session(session) {
-                return Err(auth_error(
-                    "Confirmez d'abord votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
-                ));
+                return Err(reauthentication_required());
             }
             return Ok(());
         }
@@ -696,9 +696,7 @@ impl Services {
     ) -> Result<(), ServiceError> {
         let (session, account) = self.complete_session(token).await?;
         if !self.recently_authenticated_session(&session) {
-            return Err(auth_error(
-                "Confirmez d'abord votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
-            ));
+            return Err(reauthentication_required());
         }
         let account_id = account.id;
         let (passkeys, totp) = self
@@ -766,15 +764,14 @@ impl Services {
     }
 
     /// Appends one audit entry on its own.
-    async fn audit_only(
+    pub(crate) async fn audit_only(
         &self,
         caller: &Caller,
         chain: ChainId,
         action: Action,
         outcome: Outcome,
     ) -> Result<(), ServiceError> {
-        let event = self.audit_event(caller, chain, action, Targets::default(), outcome);
-        self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
+        self.audit_alone(self.audit_event(caller, chain, action, Targets::default(), outcome))
             .await
     }
 }

@@ -10,7 +10,7 @@ use carnet_crypto::SealContext;
 use carnet_domain::{PracticeId, Role};
 use carnet_store::{AccountHolder, AccountRecord, SessionRecord, StoreError};
 
-use crate::auth::{actor_of, auth_error};
+use crate::auth::{actor_of, auth_error, reauthentication_required};
 use crate::{Caller, DeviceStanding, ServiceError, Services};
 
 /// Characters of the PIN.
@@ -106,9 +106,7 @@ impl Services {
             return Err(ServiceError::Forbidden);
         }
         if !self.recently_authenticated_session(&session) {
-            return Err(auth_error(
-                "Confirmez d'abord votre identité (mot de passe) : la dernière date de plus de 5 minutes.",
-            ));
+            return Err(reauthentication_required());
         }
         Ok((account, practice_id))
     }
@@ -301,17 +299,16 @@ impl Services {
         action: Action,
         outcome: Outcome,
     ) -> Result<(), ServiceError> {
-        let event = self.audit_event(
-            &Caller {
-                actor: actor_of(account),
-                ..caller.clone()
-            },
+        let account_caller = Caller {
+            actor: actor_of(account),
+            ..caller.clone()
+        };
+        self.audit_only(
+            &account_caller,
             ChainId::Practice(practice_id),
             action,
-            Targets::default(),
             outcome,
-        );
-        self.audited(vec![event], |_| Box::pin(async { Ok(()) }))
-            .await
+        )
+        .await
     }
 }

@@ -124,6 +124,24 @@ async fn a_new_device_waits_for_approval_and_reaches_nothing_of_the_practice() {
         .expect("this device")
         .clone();
     assert_eq!(pending["state"], "pending");
+    // Nor the PIN: neither shown nor accepted on a pending device.
+    let (response, _) = send(
+        &app,
+        request("GET", "/api/v1/auth/pin", Some(&cookie), None),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/pin/unlock",
+            Some(&cookie),
+            Some(json!({"pin": "BCDF"})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
     // A holder's own device: not with a TOTP sign-in, from any device…
     for session in [&cookie, &first_cookie] {
