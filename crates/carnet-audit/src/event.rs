@@ -89,6 +89,9 @@ closed_list!(
         PinChanged => "pin_changed", "code PIN renouvelé";
         DeviceApproved => "device_approved", "appareil approuvé";
         DeviceBlocked => "device_blocked", "appareil bloqué";
+        DeviceCertificateRequested => "device_certificate_requested", "certificat d'appareil demandé";
+        DeviceCertificateIssued => "device_certificate_issued", "certificat d'appareil délivré";
+        DeviceCertificateRefused => "device_certificate_refused", "certificat d'appareil refusé";
         PracticeCreated => "practice_created", "cabinet créé";
         MemberAdded => "member_added", "membre ajouté";
         MemberChanged => "member_changed", "membre modifié";

@@ -4,6 +4,7 @@
 //! database), the key check value that proves a key belongs to a database, and the
 //! injected source of randomness. One provider everywhere: aws-lc-rs.
 
+mod device_ca;
 mod passwords;
 mod sealing;
 mod tokens;
@@ -14,6 +15,10 @@ use std::fmt;
 use aws_lc_rs::{constant_time, hmac, rand as lc_rand};
 use zeroize::Zeroizing;
 
+pub use device_ca::{
+    CertificateError, DeviceAuthority, IssuedCertificate, certificate_pem, check_signing_request,
+    new_device_key,
+};
 pub use passwords::{HashingCost, PasswordCheck, PasswordHashing};
 pub use sealing::{OpenError, SEALED_VERSION, SealContext, SealingKey, derive, sealed_key_id};
 pub use tokens::{ActivationCode, CODE_ALPHABET, CodeKey, SecretToken, base64url, random_code};

@@ -73,6 +73,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::devices::list_practice))
         .routes(routes!(crate::devices::decide))
         .routes(routes!(crate::devices::rename))
+        .routes(routes!(crate::device_certificates::request))
+        .routes(routes!(crate::device_certificates::pick_up))
         .routes(routes!(crate::pin::show))
         .routes(routes!(crate::pin::regenerate))
         .routes(routes!(crate::pin::unlock))
@@ -171,10 +173,15 @@ fn caller_as(parts: &Parts, settings: &crate::HttpSettings, actor: Actor) -> Cal
         .extensions
         .get::<crate::ClientAddress>()
         .map(|peer| peer.resolve(&parts.headers, &settings.trusted_proxies));
+    let certified_device = parts
+        .extensions
+        .get::<crate::CertifiedDevice>()
+        .map(|device| device.0);
     Caller {
         actor,
         request_id,
         client_address,
+        certified_device,
     }
 }
 

@@ -12,6 +12,7 @@ mod api;
 mod assets;
 mod audit;
 mod auth;
+mod device_certificates;
 mod devices;
 mod error;
 mod limiter;
@@ -21,6 +22,7 @@ mod pages_auth;
 mod pages_passkeys;
 mod passkeys;
 mod pin;
+pub mod serve;
 mod session;
 
 use std::net::IpAddr;
@@ -65,6 +67,11 @@ impl Default for HttpSettings {
         }
     }
 }
+
+/// The registered device whose certificate the connection presented (mutual TLS), put
+/// into every request of that connection by the server after checking it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CertifiedDevice(pub uuid::Uuid);
 
 /// The address of the connection's peer, put into every request by the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

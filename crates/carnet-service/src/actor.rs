@@ -34,6 +34,9 @@ pub struct Caller {
     pub request_id: Option<String>,
     /// The client's address as seen by the server (or declared by a trusted proxy).
     pub client_address: Option<IpAddr>,
+    /// The registered device whose certificate the connection presented (mutual TLS),
+    /// checked against the device authority and the device's standing at the handshake.
+    pub certified_device: Option<uuid::Uuid>,
 }
 
 impl Caller {
@@ -42,6 +45,7 @@ impl Caller {
             actor,
             request_id: None,
             client_address: None,
+            certified_device: None,
         }
     }
 

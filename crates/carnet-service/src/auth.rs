@@ -65,6 +65,10 @@ pub(crate) struct AuthKit {
     pub codes: CodeKey,
     pub totp_key: SealingKey,
     pub pin_key: SealingKey,
+    /// Seals the device authority's private key.
+    pub device_authority_key: SealingKey,
+    /// The device authority, read (or made) on first use.
+    pub device_authority: tokio::sync::OnceCell<std::sync::Arc<carnet_crypto::DeviceAuthority>>,
     pub hashing_slots: Semaphore,
     /// The WebAuthn verifier, when a public address is configured.
     pub webauthn: Option<webauthn_rs::Webauthn>,
@@ -102,6 +106,8 @@ impl AuthKit {
             codes: CodeKey::new(codes.expose()),
             totp_key: SealingKey::derived(1, root, "carnet/totp-secrets/v1")?,
             pin_key: SealingKey::derived(1, root, "carnet/practice-pin/v1")?,
+            device_authority_key: SealingKey::derived(1, root, "carnet/device-authority/v1")?,
+            device_authority: tokio::sync::OnceCell::new(),
             hashing_slots: Semaphore::new(settings.max_concurrent_hashes.max(1)),
             unknown_failures: std::sync::Mutex::default(),
             settings,

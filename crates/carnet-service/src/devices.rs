@@ -42,6 +42,21 @@ impl DeviceStanding {
     }
 }
 
+/// The refusal of a decision on a device that is not in the state it needs.
+fn not_in_state_for(decision: DeviceDecision) -> ServiceError {
+    ServiceError::Invalid {
+        field: "state",
+        message: match decision {
+            DeviceDecision::Approve => {
+                "Seul un appareil en attente peut être approuvé (un appareil bloqué ne l'est jamais)."
+            }
+            DeviceDecision::Block => "Cet appareil est déjà bloqué.",
+            DeviceDecision::Delete => "Seul un appareil bloqué peut être supprimé.",
+        }
+        .into(),
+    }
+}
+
 /// The standing a grant's state gives (no grant, or no device: pending).
 pub(crate) fn standing_of(state: Option<&str>) -> DeviceStanding {
     state.map_or(DeviceStanding::Pending, DeviceStanding::parse)
@@ -84,6 +99,7 @@ const SELF_APPROVAL_WINDOW_MILLIS: i64 = 5 * 60 * 1000;
 /// A short, readable summary of a User-Agent ("Firefox sur Linux").
 pub fn browser_summary(user_agent: &str) -> String {
     let browser = [
+        ("carnet-cli/", "Client Carnet (certificat)"),
         ("Edg/", "Edge"),
         ("Firefox/", "Firefox"),
         ("Chrome/", "Chrome"),
@@ -129,16 +145,19 @@ impl Services {
     ) -> Result<DeviceBinding, ServiceError> {
         let (session, account) = self.session_and_account(token).await?;
         let now = self.now();
+        // A connection authenticated by a device certificate names its device; otherwise
+        // the browser's device cookie does.
         let presented = device_secret.map(SecretToken::hash_of);
-        let known = match presented {
-            Some(hash) => {
-                self.read(move |tx| Box::pin(async move { tx.device_by_secret_hash(&hash).await }))
-                    .await?
-            }
-            None => None,
+        let known = match (caller.certified_device, presented) {
+            (Some(device_id), _) => Some(device_id),
+            (None, Some(hash)) => self
+                .read(move |tx| Box::pin(async move { tx.device_by_secret_hash(&hash).await }))
+                .await?
+                .map(|device| device.id),
+            (None, None) => None,
         };
-        let (device_id, new_secret) = if let Some(device) = known {
-            (device.id, None)
+        let (device_id, new_secret) = if let Some(device_id) = known {
+            (device_id, None)
         } else {
             let secret = SecretToken::generate(self.random.as_ref())
                 .map_err(|_| ServiceError::Randomness)?;
@@ -301,6 +320,25 @@ impl Services {
         let by = account.id;
         let practice_id = grant.practice_id;
         let notice_base = self.new_uuid()?;
+        // Approving a client's device issues the certificate it asked for (ADR 0008).
+        let certificate = if decision == DeviceDecision::Approve {
+            self.certificate_to_issue(device_id, account_id).await?
+        } else {
+            None
+        };
+        let mut events = vec![event];
+        if certificate.is_some() {
+            events.push(self.audit_event(
+                &Caller {
+                    actor: actor_of(&account),
+                    ..caller.clone()
+                },
+                account_chain(&account),
+                Action::DeviceCertificateIssued,
+                Targets::default(),
+                Outcome::Success,
+            ));
+        }
         let message = match decision {
             DeviceDecision::Approve => format!("L'appareil « {} » est approuvé.", grant.name),
             DeviceDecision::Block => format!(
@@ -310,7 +348,7 @@ impl Services {
             DeviceDecision::Delete => String::new(),
         };
         let changed = self
-            .audited(vec![event], move |tx| {
+            .audited(events, move |tx| {
                 Box::pin(async move {
                     let changed = if decision == DeviceDecision::Delete {
                         tx.delete_blocked_grant(device_id, account_id, now).await?
@@ -325,6 +363,22 @@ impl Services {
                     if decision == DeviceDecision::Block {
                         tx.revoke_device_sessions(device_id, account_id, now)
                             .await?;
+                        // A blocked device is presumed lost: its certificate goes too,
+                        // whoever's grant was blocked.
+                        tx.revoke_device_certificate(device_id, now).await?;
+                    }
+                    if let Some((issued, not_after)) = &certificate
+                        && !tx
+                            .issue_device_certificate(
+                                device_id,
+                                &issued.der,
+                                &issued.fingerprint,
+                                now,
+                                *not_after,
+                            )
+                            .await?
+                    {
+                        return Err(StoreError::Conflict);
                     }
                     if !message.is_empty() {
                         tx.insert_notice(notice_id(notice_base, 0), account_id, &message, now)
@@ -340,19 +394,8 @@ impl Services {
             })
             .await;
         match changed {
-            Ok(()) => Ok(()),
-            Err(ServiceError::Conflict) => Err(ServiceError::Invalid {
-                field: "state",
-                message: match decision {
-                    DeviceDecision::Approve => {
-                        "Seul un appareil en attente peut être approuvé (un appareil bloqué ne l'est jamais)."
-                    }
-                    DeviceDecision::Block => "Cet appareil est déjà bloqué.",
-                    DeviceDecision::Delete => "Seul un appareil bloqué peut être supprimé.",
-                }
-                .into(),
-            }),
-            Err(other) => Err(other),
+            Err(ServiceError::Conflict) => Err(not_in_state_for(decision)),
+            other => other,
         }
     }
 

@@ -9,6 +9,7 @@ mod actor;
 mod admin;
 mod audit;
 mod auth;
+mod device_certificates;
 mod devices;
 mod instance;
 mod passkeys;
@@ -25,6 +26,7 @@ pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
 pub use admin::{SETUP_LINK_VALIDITY, SetupLink};
 pub use audit::{AuditFilter, ChainReport};
 pub use auth::{AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEnrolment};
+pub use device_certificates::{CertificatePickup, CertificateStatus, DEVICE_CERTIFICATE_DAYS};
 pub use devices::{DeviceBinding, DeviceDecision, DeviceStanding, DeviceSummary, browser_summary};
 pub use instance::{InstanceKeyCheck, Readiness};
 pub use passkeys::{

@@ -10,6 +10,7 @@
 mod accounts;
 mod audit;
 mod committer;
+mod device_certificates;
 mod devices;
 mod migrations;
 mod passkeys;
@@ -28,6 +29,7 @@ use sqlx::sqlite::{
 pub use accounts::{AccountHolder, AccountRecord, ActivationRecord, SessionRecord, TotpRecord};
 pub use audit::AuditQuery;
 pub use committer::{BoxFuture, GroupCommitter};
+pub use device_certificates::DeviceCertificateRecord;
 pub use devices::{DeviceRecord, GrantRecord, NoticeRecord};
 pub use migrations::MigrationStatus;
 pub use passkeys::{CeremonyRecord, PasskeyRecord};

@@ -49,6 +49,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "practice pin",
         include_str!("../migrations/sqlite/0007_practice_pin.sql"),
     ),
+    (
+        8,
+        "device certificates",
+        include_str!("../migrations/sqlite/0008_device_certificates.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -87,6 +92,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         7,
         "practice pin",
         include_str!("../migrations/postgres/0007_practice_pin.sql"),
+    ),
+    (
+        8,
+        "device certificates",
+        include_str!("../migrations/postgres/0008_device_certificates.sql"),
     ),
 ];
 

@@ -7,6 +7,7 @@ mod audit;
 mod checkpoint_file;
 mod config;
 mod config_command;
+mod device;
 mod exit;
 mod instance;
 mod member;
@@ -64,6 +65,10 @@ enum Command {
     /// The audit trail: verify it, sign checkpoints.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// This machine as a registered device of a Carnet server (certificate for scripts
+    /// and API clients).
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +91,10 @@ fn run(cli: &Cli) -> Result<(), CliError> {
     if let Command::Config(config_command::ConfigCommand::Example) = &cli.command {
         output::say(config::example_file().trim_end());
         return Ok(());
+    }
+    // A client command: no instance, no server configuration.
+    if let Command::Device(command) = &cli.command {
+        return device::run(command);
     }
     let listen = match &cli.command {
         Command::Serve { listen } => listen.clone(),
@@ -113,6 +122,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             Command::Audit(command) => audit::run(&config, command).await,
             Command::Member(command) => member::run(&config, command).await,
             Command::Admin(command) => admin::run(&config, command).await,
+            Command::Device(_) => Ok(()),
         }
     })
 }

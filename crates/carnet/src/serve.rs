@@ -1,18 +1,13 @@
 //! `carnet serve`: open (or create) the instance and answer HTTP until SIGTERM/SIGINT.
 //!
-//! One accept loop serves plain HTTP and TLS alike (hyper-util), so the TLS path can
-//! later hand the peer's certificate to handlers (device certificates).
+//! The accept loop (plain HTTP or TLS, with device certificates) is
+//! `carnet_http::serve`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use carnet_http::{AppState, ClientAddress, HttpSettings};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use carnet_http::{AppState, HttpSettings};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::exit::CliError;
@@ -21,11 +16,9 @@ use crate::output::say;
 
 /// How long open connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How long a client gets to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(config: &Config) -> Result<(), CliError> {
-    let tls = crate::tls::server_config(config)?;
+    let identity = crate::tls::server_identity(config)?;
     let address = config.listen_address()?;
     let listener = TcpListener::bind(address).await.map_err(|error| {
         CliError::refusal(format!("impossible d'écouter sur {address} ({error})"))
@@ -61,6 +54,22 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
         idle_lock: Duration::from_mins(config.idle_lock_minutes.into()),
     };
     let app = carnet_http::app(AppState::new(instance.services.clone(), settings));
+    let tls = match identity {
+        None => None,
+        Some((chain, key)) => {
+            let authority = instance
+                .services
+                .device_authority()
+                .await
+                .map_err(|error| {
+                    CliError::failure(format!("autorité des appareils indisponible ({error})"))
+                })?;
+            Some(
+                carnet_http::serve::tls_server_config(chain, key, authority.certificate_der())
+                    .map_err(CliError::refusal)?,
+            )
+        }
+    };
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     say(&format!("Carnet écoute sur {scheme}://{bound}/"));
@@ -70,7 +79,14 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
     let instance = Arc::new(instance);
     let checkpoints = tokio::spawn(checkpoint_regularly(config.clone(), instance.clone()));
 
-    let graceful = accept_until_shutdown(listener, tls.map(TlsAcceptor::from), app).await;
+    let graceful = carnet_http::serve::accept_until(
+        listener,
+        tls,
+        app,
+        instance.services.clone(),
+        shutdown_signal(),
+    )
+    .await;
 
     say("Arrêt demandé : fin des requêtes en cours…");
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
@@ -87,69 +103,6 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
     instance.store.close().await;
     say("Carnet est arrêté.");
     Ok(())
-}
-
-/// Serves connections (plain or TLS) until SIGTERM or SIGINT; returns the handle that
-/// waits for the open connections to finish.
-async fn accept_until_shutdown(
-    listener: TcpListener,
-    acceptor: Option<TlsAcceptor>,
-    app: axum::Router,
-) -> GracefulShutdown {
-    let builder = Arc::new(Builder::new(TokioExecutor::new()));
-    let graceful = GracefulShutdown::new();
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: wait a little, keep serving.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let with_peer = tower::ServiceExt::map_request(
-                    app.clone(),
-                    move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(ClientAddress(peer.ip()));
-                        request
-                    },
-                );
-                let service = TowerToHyperService::new(with_peer);
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    match acceptor {
-                        None => {
-                            let connection = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            let _ = watcher.watch(connection.into_owned()).await;
-                        }
-                        Some(acceptor) => {
-                            let handshake =
-                                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-                            let Ok(Ok(tls_stream)) = handshake else {
-                                tracing::debug!("TLS handshake failed or timed out");
-                                return;
-                            };
-                            let connection = builder
-                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                            let _ = watcher.watch(connection.into_owned()).await;
-                        }
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-
-    graceful
 }
 
 /// Completes on SIGTERM or SIGINT.

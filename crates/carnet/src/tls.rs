@@ -5,17 +5,17 @@ use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{Config, TlsMode};
 use crate::exit::CliError;
 
-/// The rustls server configuration for `config`, or `None` when TLS is off.
-pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, CliError> {
+/// The server's certificate chain and key for `config`, or `None` when TLS is off.
+pub fn server_identity(
+    config: &Config,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, CliError> {
     let (cert_path, key_path) = match config.tls {
         TlsMode::Off => return Ok(None),
         TlsMode::Files => (
@@ -44,19 +44,7 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, CliEr
             key_path.display()
         ))
     })?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut server = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| CliError::refusal(format!("configuration TLS impossible ({error})")))?
-        .with_no_client_auth()
-        .with_single_cert(certificates, key)
-        .map_err(|error| {
-            CliError::refusal(format!(
-                "le certificat et la clé TLS ne vont pas ensemble ({error})"
-            ))
-        })?;
-    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Some(Arc::new(server)))
+    Ok(Some((certificates, key)))
 }
 
 /// The self-signed certificate and key in `<data_dir>/tls/`, generated if missing.
@@ -99,7 +87,8 @@ fn ensure_self_signed(config: &Config) -> Result<(PathBuf, PathBuf), CliError> {
     Ok((cert_path, key_path))
 }
 
-fn write_new_file(path: &Path, content: &[u8], mode: u32) -> Result<(), CliError> {
+/// Writes `content` to `path` (created or replaced) with `mode`, synced to disk.
+pub(crate) fn write_new_file(path: &Path, content: &[u8], mode: u32) -> Result<(), CliError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, assert_envelope, json, send, test_app};
 
 /// Routes that need no session at all.
-pub const PUBLIC_ROUTES: [&str; 5] = [
+pub const PUBLIC_ROUTES: [&str; 6] = [
+    "/api/v1/device-certificate",
     "/api/v1/auth/activate",
     "/api/v1/auth/login",
     "/api/v1/auth/passkeys/sign-in",
@@ -234,6 +235,31 @@ pub async fn sign_in_again(test: &TestApp, secret: &TotpSecret) -> String {
         "{}",
         String::from_utf8_lossy(&body)
     );
+    cookie
+}
+
+/// Signs in again with the password and a recovery code (on this thread's browser);
+/// returns the new session's cookie.
+pub async fn sign_in_with_recovery(test: &TestApp, code: &str) -> String {
+    let app = test.anonymous();
+    let credentials = json!({"login": LOGIN, "password": PASSWORD});
+    let (response, _) = send(
+        &app,
+        request("POST", "/api/v1/auth/login", None, Some(credentials)),
+    )
+    .await;
+    let cookie = cookie_of(&response);
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/recovery",
+            Some(&cookie),
+            Some(json!({ "code": code })),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
     cookie
 }
 

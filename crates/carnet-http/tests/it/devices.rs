@@ -8,7 +8,8 @@ use carnet_http::HttpSettings;
 use serde_json::{Value, json};
 
 use crate::auth::{
-    PUBLIC_ROUTES, cookie_of, members_uri, new_browser, request, sign_in_again, signed_in,
+    PUBLIC_ROUTES, members_uri, new_browser, request, sign_in_again, sign_in_with_recovery,
+    signed_in,
 };
 use crate::support::{TestApp, assert_envelope, json, send, test_app};
 
@@ -26,7 +27,7 @@ async fn devices_of(test: &TestApp, cookie: &str, uri: &str) -> Vec<Value> {
     json(&body).as_array().expect("list").clone()
 }
 
-async fn decide(
+pub async fn decide(
     test: &TestApp,
     cookie: &str,
     device: &Value,
@@ -154,28 +155,7 @@ async fn a_new_device_waits_for_approval_and_reaches_nothing_of_the_practice() {
         );
     }
     // …but right after a recovery-code sign-in on it.
-    let (response, _) = send(
-        &app,
-        request(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"login": LOGIN, "password": PASSWORD})),
-        ),
-    )
-    .await;
-    let recovered = cookie_of(&response);
-    let (response, _) = send(
-        &app,
-        request(
-            "POST",
-            "/api/v1/auth/recovery",
-            Some(&recovered),
-            Some(json!({"code": recovery[0]})),
-        ),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let recovered = sign_in_with_recovery(&test, &recovery[0]).await;
     let (status, body) = decide(&test, &recovered, &pending, "approve").await;
     assert_eq!(
         status,

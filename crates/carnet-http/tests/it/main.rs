@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod auth;
+mod device_certificates;
 mod devices;
 mod generated;
 mod middleware;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod cli;
+mod device;
 mod postgres;
 mod serve;
 mod support;
