@@ -133,7 +133,11 @@ pub async fn resolve_session(
     next: Next,
 ) -> Response {
     if let Some(token) = session_cookie(request.headers()) {
-        let resolved = state.services.resolve_session(&token).await;
+        let certified = request
+            .extensions()
+            .get::<crate::CertifiedDevice>()
+            .map(|device| device.0);
+        let resolved = state.services.resolve_session(&token, certified).await;
         match resolved {
             Ok(SessionState::Active { actor, device, .. }) => {
                 let path = request.uri().path();

@@ -730,9 +730,18 @@ impl Services {
 
     // ---- sessions ------------------------------------------------------------------------
 
-    /// What a presented session token is worth now. Touches an active session's
-    /// activity (at most every 10 seconds); a locked session is not touched.
-    pub async fn resolve_session(&self, token: &str) -> Result<SessionState, ServiceError> {
+    /// What a presented session token is worth now, on a connection that presented the
+    /// certificate of `certified_device` (if any). Touches an active session's activity
+    /// (at most every 10 seconds); a locked session is not touched.
+    ///
+    /// A session opened on a certified connection is worth nothing without that
+    /// device's certificate, and a connection's certificate never carries another
+    /// device's session (ADR 0008).
+    pub async fn resolve_session(
+        &self,
+        token: &str,
+        certified_device: Option<Uuid>,
+    ) -> Result<SessionState, ServiceError> {
         let token_hash = SecretToken::hash_of(token);
         // One read for the session, its account and its device's standing: this runs on
         // every signed-in request.
@@ -756,6 +765,13 @@ impl Services {
         let Some((mut session, account, grant_state)) = loaded else {
             return Ok(SessionState::Invalid);
         };
+        let connection_fits = match certified_device {
+            Some(device) => session.device_id == Some(device),
+            None => !session.certified_device,
+        };
+        if !connection_fits {
+            return Ok(SessionState::Invalid);
+        }
         let device = crate::devices::standing_of(grant_state.as_deref());
         let now = self.now();
         if session.revoked_at.is_some() || now >= session.expires_at {

@@ -188,6 +188,7 @@ impl Services {
             Outcome::Success,
         );
         let session_id = session.id;
+        let certified = caller.certified_device.is_some();
         let standing = self
             .audited(Vec::new(), move |tx| {
                 Box::pin(async move {
@@ -230,7 +231,8 @@ impl Services {
                             standing
                         }
                     };
-                    tx.attach_session_device(session_id, device_id, now).await?;
+                    tx.attach_session_device(session_id, device_id, certified, now)
+                        .await?;
                     if standing == DeviceStanding::Blocked {
                         // The new session ends with the device's others.
                         tx.revoke_device_sessions(device_id, account_id, now)

@@ -583,6 +583,8 @@ impl Services {
                     second_factor_kind: Some("passkey".into()),
                     pin_version: None,
                     pin_failures: 0,
+                    // Not written by `update_session`: set when the device is bound.
+                    certified_device: false,
                 })
                 .await
             })

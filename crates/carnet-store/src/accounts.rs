@@ -65,6 +65,9 @@ pub struct SessionRecord {
     pub pin_version: Option<i64>,
     /// Wrong PINs typed in this session.
     pub pin_failures: i64,
+    /// Opened on a connection that presented the device's certificate: served only on
+    /// such connections (ADR 0008).
+    pub certified_device: bool,
 }
 
 /// A TOTP credential as stored (secret sealed).
@@ -94,7 +97,7 @@ type ActivationRow = (Uuid, Uuid, Vec<u8>, i64, Option<i64>, i64);
 
 const SESSION_COLUMNS: &str = "id, account_id, created_at, last_seen_at, expires_at, \
      second_factor_at, authenticated_at, revoked_at, totp_step, totp_tries, device_id, \
-     second_factor_kind, pin_version, pin_failures";
+     second_factor_kind, pin_version, pin_failures, certified_device";
 
 macro_rules! account_row {
     ($row:expr) => {{
@@ -145,6 +148,7 @@ macro_rules! session_row {
             second_factor_kind: row.try_get("second_factor_kind")?,
             pin_version: row.try_get("pin_version")?,
             pin_failures: row.try_get("pin_failures")?,
+            certified_device: row.try_get("certified_device")?,
         })
     }};
 }

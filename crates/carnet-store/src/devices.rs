@@ -120,18 +120,21 @@ impl Tx {
         })
     }
 
-    /// Records the device a session was opened on, and the device's activity.
+    /// Records the device a session was opened on (`certified`: known by the
+    /// connection's certificate), and the device's activity.
     pub async fn attach_session_device(
         &mut self,
         session_id: Uuid,
         device_id: Uuid,
+        certified: bool,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.before_write().await?;
         on_tx!(self, |conn| {
-            sqlx::query("UPDATE sessions SET device_id = $2 WHERE id = $1")
+            sqlx::query("UPDATE sessions SET device_id = $2, certified_device = $3 WHERE id = $1")
                 .bind(session_id)
                 .bind(device_id)
+                .bind(certified)
                 .execute(&mut *conn)
                 .await?;
             sqlx::query("UPDATE devices SET last_seen_at = $2 WHERE id = $1")

@@ -21,3 +21,7 @@ CREATE TABLE device_certificates (
     not_after       BIGINT,
     revoked_at      BIGINT
 );
+
+-- A session opened on a connection that presented a device certificate: it is served
+-- only on connections presenting that device's certificate.
+ALTER TABLE sessions ADD COLUMN certified_device BOOLEAN NOT NULL DEFAULT FALSE;

@@ -21,3 +21,7 @@ CREATE TABLE device_certificates (
     not_after       INTEGER,
     revoked_at      INTEGER
 ) STRICT;
+
+-- A session opened on a connection that presented a device certificate: it is served
+-- only on connections presenting that device's certificate.
+ALTER TABLE sessions ADD COLUMN certified_device INTEGER NOT NULL DEFAULT 0;

@@ -287,6 +287,15 @@ async fn an_enrolled_device_authenticates_by_certificate_until_it_is_blocked() {
         .clone();
     assert_eq!(current["device_id"], client_device["device_id"]);
     assert_eq!(current["state"], "approved");
+    // That session is bound to the certificate: its cookie is worth nothing on a
+    // connection without it, and a certified connection carries no other device's session.
+    let mut thief = Client::new(&server.url, &server_ca, None);
+    thief.cookies.clone_from(&script.cookies);
+    assert_eq!(thief.get("/api/v1/auth/devices").await.0, 401);
+    let mut mixed = Client::new(&server.url, &server_ca, Some(identity_of(&dir)));
+    mixed.cookies.clone_from(&browser.cookies);
+    assert_eq!(mixed.get("/api/v1/auth/devices").await.0, 401);
+    assert_eq!(browser.get("/api/v1/auth/devices").await.0, 200);
 
     // A certificate the device authority never issued fails the handshake; no
     // certificate at all (a browser) is served.
