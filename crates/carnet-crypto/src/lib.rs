@@ -6,6 +6,7 @@
 
 mod device_ca;
 mod passwords;
+mod records;
 mod sealing;
 mod tokens;
 mod totp;
@@ -20,6 +21,7 @@ pub use device_ca::{
     new_device_key,
 };
 pub use passwords::{HashingCost, PasswordCheck, PasswordHashing};
+pub use records::{BLIND_INDEX_LEN, BlindIndexKey, DataKey};
 pub use sealing::{OpenError, SEALED_VERSION, SealContext, SealingKey, derive, sealed_key_id};
 pub use tokens::{ActivationCode, CODE_ALPHABET, CodeKey, SecretToken, base64url, random_code};
 pub use totp::{TOTP_DIGITS, TOTP_STEP_SECONDS, TotpError, TotpSecret};

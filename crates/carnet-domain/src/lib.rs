@@ -7,6 +7,7 @@
 pub mod ids;
 pub mod nir;
 pub mod password;
+pub mod patient;
 pub mod practice;
 pub mod professional;
 pub mod time;
@@ -14,6 +15,10 @@ pub mod time;
 pub use ids::{AdminId, MemberId, PracticeId};
 pub use nir::{Nir, NirError};
 pub use password::{Password, PasswordError, PasswordRule};
+pub use patient::{
+    BirthDate, IdentityStatus, PatientError, PatientIdentity, PatientInput, Sex, name_prefix,
+    normalize_name,
+};
 pub use practice::{
     Address, Member, MemberName, NewMember, NewMemberError, Phone, Practice, PracticeName,
     Profession, Role, TextError,

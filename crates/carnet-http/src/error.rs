@@ -159,7 +159,13 @@ impl ApiError {
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         let status = match &error {
-            ServiceError::Forbidden | ServiceError::AccountLocked => StatusCode::FORBIDDEN,
+            ServiceError::Forbidden | ServiceError::AccountLocked | ServiceError::PinRequired => {
+                StatusCode::FORBIDDEN
+            }
+            ServiceError::Integrity => {
+                tracing::error!("a sealed value failed to open (integrity failure, audited)");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ServiceError::NotFound => StatusCode::NOT_FOUND,
             ServiceError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::Conflict => StatusCode::CONFLICT,

@@ -21,6 +21,7 @@ mod pages;
 mod pages_auth;
 mod pages_passkeys;
 mod passkeys;
+mod patients;
 mod pin;
 pub mod serve;
 mod session;

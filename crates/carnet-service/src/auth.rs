@@ -65,6 +65,8 @@ pub(crate) struct AuthKit {
     pub codes: CodeKey,
     pub totp_key: SealingKey,
     pub pin_key: SealingKey,
+    /// Wraps the practices' data keys (care records, ADR 0009).
+    pub records_kek: SealingKey,
     /// Seals the device authority's private key.
     pub device_authority_key: SealingKey,
     /// The device authority, read (or made) on first use.
@@ -107,6 +109,7 @@ impl AuthKit {
             totp_key: SealingKey::derived(1, root, "carnet/totp-secrets/v1")?,
             pin_key: SealingKey::derived(1, root, "carnet/practice-pin/v1")?,
             device_authority_key: SealingKey::derived(1, root, "carnet/device-authority/v1")?,
+            records_kek: SealingKey::derived(1, root, "carnet/practice-keys/v1")?,
             device_authority: tokio::sync::OnceCell::new(),
             hashing_slots: Semaphore::new(settings.max_concurrent_hashes.max(1)),
             unknown_failures: std::sync::Mutex::default(),

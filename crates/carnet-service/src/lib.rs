@@ -15,6 +15,7 @@ mod instance;
 mod passkeys;
 mod pin;
 mod practices;
+mod records;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ pub use passkeys::{
 };
 pub use pin::{PIN_LENGTH, PracticePin};
 pub use practices::{NewMemberInput, NewPracticeInput, ProfessionalIdDecision};
+pub use records::{PatientQuery, PatientRevisionView, PatientView, RecordsLevel, RecordsScope};
 
 /// What a use case can answer instead of a result. Every variant maps to one stable
 /// error code on the wire; messages are French and never contain stored values.
@@ -71,6 +73,13 @@ pub enum ServiceError {
     /// Wait before trying again.
     #[error("Trop de tentatives : réessayez dans {retry_after_seconds} secondes.")]
     TooManyAttempts { retry_after_seconds: i64 },
+    /// The care records are locked in this session: the practice PIN is due.
+    #[error("Saisissez le code PIN du cabinet pour ouvrir les dossiers de soins.")]
+    PinRequired,
+    /// A sealed value did not open (altered, moved, or the wrong key): audited, nothing
+    /// served.
+    #[error("Ces données sont altérées ou illisibles ; l'incident est enregistré.")]
+    Integrity,
 }
 
 /// Why the services could not be set up from configuration.
@@ -101,6 +110,8 @@ impl ServiceError {
             Self::Authentication { .. } => "authentication_failed",
             Self::AccountLocked => "account_locked",
             Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::PinRequired => "pin_required",
+            Self::Integrity => "integrity_failure",
         }
     }
 }

@@ -54,6 +54,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "device certificates",
         include_str!("../migrations/sqlite/0008_device_certificates.sql"),
     ),
+    (
+        9,
+        "patients",
+        include_str!("../migrations/sqlite/0009_patients.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -97,6 +102,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         8,
         "device certificates",
         include_str!("../migrations/postgres/0008_device_certificates.sql"),
+    ),
+    (
+        9,
+        "patients",
+        include_str!("../migrations/postgres/0009_patients.sql"),
     ),
 ];
 

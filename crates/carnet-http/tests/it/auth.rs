@@ -141,6 +141,14 @@ pub fn now_seconds(test: &TestApp) -> u64 {
 /// Activates the holder, enrols TOTP and completes the second factor: a signed-in
 /// session. Returns (practice, member, cookie, TOTP secret, recovery codes).
 pub async fn signed_in(test: &TestApp) -> (PracticeId, MemberId, String, TotpSecret, Vec<String>) {
+    signed_in_as(test, LOGIN).await
+}
+
+/// [`signed_in`] for the holder of a new practice, with this login.
+pub async fn signed_in_as(
+    test: &TestApp,
+    login: &str,
+) -> (PracticeId, MemberId, String, TotpSecret, Vec<String>) {
     let app = test.anonymous();
     let (practice, member, code) = holder_with_code(test).await;
     let (response, body) = send(
@@ -149,7 +157,7 @@ pub async fn signed_in(test: &TestApp) -> (PracticeId, MemberId, String, TotpSec
             "POST",
             "/api/v1/auth/activate",
             None,
-            Some(json!({"code": code.to_lowercase(), "login": LOGIN, "password": PASSWORD})),
+            Some(json!({"code": code.to_lowercase(), "login": login, "password": PASSWORD})),
         ),
     )
     .await;
@@ -180,7 +188,10 @@ pub async fn signed_in(test: &TestApp) -> (PracticeId, MemberId, String, TotpSec
         enrolment["uri"]
             .as_str()
             .expect("uri")
-            .starts_with("otpauth://totp/Carnet:anne.martin%40example.fr?secret=")
+            .starts_with(&format!(
+                "otpauth://totp/Carnet:{}?secret=",
+                login.replace('@', "%40")
+            ))
     );
     let secret =
         TotpSecret::from_base32(enrolment["secret"].as_str().expect("secret")).expect("base32");

@@ -9,6 +9,7 @@ mod devices;
 mod generated;
 mod middleware;
 mod passkeys;
+mod patients;
 mod pin;
 mod softkey;
 mod support;

@@ -15,7 +15,7 @@ pub struct TestApp {
     pub state: AppState,
     pub store: Store,
     pub clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 pub async fn test_app(settings: HttpSettings) -> TestApp {
@@ -46,7 +46,7 @@ pub async fn test_app_with_auth(
         state: AppState::new(services, settings),
         store,
         clock,
-        _dir: dir,
+        dir,
     }
 }
 

@@ -6,4 +6,5 @@ mod support;
 mod accounts;
 mod audit;
 mod migrations;
+mod patients;
 mod practices;

@@ -1,0 +1,546 @@
+//! Patients over HTTP (ADR 0009): created, found by name prefix or NIR without clear
+//! text in the database, read, changed by appending revisions; refused without the PIN,
+//! to other practices and to the platform side; tampered ciphertexts are refused and
+//! audited; no identity value ever reaches the database files in clear.
+
+use axum::http::StatusCode;
+use carnet_domain::AdminId;
+use carnet_http::HttpSettings;
+use carnet_service::{Actor, Caller, RecordsLevel, ServiceError};
+use serde_json::{Value, json};
+
+use crate::auth::{request, sign_in_again, signed_in, signed_in_as};
+use crate::support::{TestApp, send, test_app};
+
+const NIR: &str = "255081416802538";
+
+async fn call(
+    test: &TestApp,
+    method: &str,
+    uri: &str,
+    cookie: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let (response, bytes) = send(&test.anonymous(), request(method, uri, Some(cookie), body)).await;
+    (
+        response.status(),
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Shows the holder's PIN and unlocks the care records with it in `cookie`'s session.
+async fn unlock(test: &TestApp, holder: &str, cookie: &str) {
+    let (status, shown) = call(test, "GET", "/api/v1/auth/pin", holder, None).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    let (status, body) = call(
+        test,
+        "POST",
+        "/api/v1/auth/pin/unlock",
+        cookie,
+        Some(json!({"pin": shown["pin"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}
+
+fn identity(birth_name: &str, first: &str, birth_date: &str) -> Value {
+    json!({
+        "birth_name": birth_name,
+        "birth_first_names": [first, "Marie"],
+        "birth_date": birth_date,
+        "sex": "F",
+        "identity_status": "PROV",
+        "address": "12 rue des Lilas, 17000 La Rochelle",
+        "phones": ["06 11 22 33 44"],
+    })
+}
+
+async fn create(test: &TestApp, cookie: &str, practice: &str, body: Value) -> Value {
+    let (status, created) = call(
+        test,
+        "POST",
+        &format!("/api/v1/practices/{practice}/patients"),
+        cookie,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+/// "birth name birth date" of each patient found.
+fn names(found: &[Value]) -> Vec<String> {
+    found
+        .iter()
+        .map(|patient| {
+            format!(
+                "{} {}",
+                patient["identity"]["birth_name"].as_str().expect("name"),
+                patient["identity"]["birth_date"].as_str().expect("date")
+            )
+        })
+        .collect()
+}
+
+async fn search(test: &TestApp, cookie: &str, practice: &str, query: &str) -> Vec<Value> {
+    let (status, found) = call(
+        test,
+        "GET",
+        &format!("/api/v1/practices/{practice}/patients?{query}"),
+        cookie,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{query}: {found}");
+    found.as_array().expect("list").clone()
+}
+
+#[tokio::test]
+async fn patients_are_found_by_name_prefix_birth_date_or_nir_and_homonyms_stay_apart() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, holder, _, _) = signed_in(&test).await;
+    let practice = practice.to_string();
+    unlock(&test, &holder, &holder).await;
+
+    let mut first = identity("Le Goff-Hélias", "Anne", "1950-01-02");
+    first["nir"] = json!(NIR);
+    first["identity_status"] = json!("QUAL");
+    let anne = create(&test, &holder, &practice, first).await;
+    assert_eq!(anne["revision"], 1);
+    assert_eq!(anne["identity"]["nir"], NIR);
+    // A homonym, born another day; and someone else.
+    create(
+        &test,
+        &holder,
+        &practice,
+        identity("Le Goff Helias", "Anne", "1961-07-14"),
+    )
+    .await;
+    create(
+        &test,
+        &holder,
+        &practice,
+        identity("Legrand", "Paul", "1950-01-02"),
+    )
+    .await;
+
+    assert_eq!(
+        names(&search(&test, &holder, &practice, "name=le%20g").await).len(),
+        3,
+        "prefix LEG: all three"
+    );
+    assert_eq!(
+        names(&search(&test, &holder, &practice, "name=LEGOFF").await),
+        vec!["Le Goff-Hélias 1950-01-02", "Le Goff Helias 1961-07-14"],
+        "spaces, hyphens, accents and case ignored; homonyms both found, in order"
+    );
+    assert_eq!(
+        names(
+            &search(
+                &test,
+                &holder,
+                &practice,
+                "name=le-goff&birth_date=1961-07-14"
+            )
+            .await
+        ),
+        vec!["Le Goff Helias 1961-07-14"],
+        "the birth date tells homonyms apart"
+    );
+    assert_eq!(
+        names(&search(&test, &holder, &practice, &format!("nir={NIR}")).await),
+        vec!["Le Goff-Hélias 1950-01-02"]
+    );
+    let (status, body) = call(
+        &test,
+        "GET",
+        &format!("/api/v1/practices/{practice}/patients?name=le"),
+        &holder,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn bad_input_creates_nothing_and_every_edit_appends_a_revision() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, holder, _, _) = signed_in(&test).await;
+    let practice = practice.to_string();
+    unlock(&test, &holder, &holder).await;
+    let homonym = create(
+        &test,
+        &holder,
+        &practice,
+        identity("Le Goff Helias", "Anne", "1961-07-14"),
+    )
+    .await;
+
+    // Bad input is refused, naming the rule, and creates nothing.
+    let (status, body) = call(
+        &test,
+        "POST",
+        &format!("/api/v1/practices/{practice}/patients"),
+        &holder,
+        Some(identity("Dupont", "Jean", "1950-02-30")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("date")
+    );
+    assert!(
+        search(&test, &holder, &practice, "name=dup")
+            .await
+            .is_empty()
+    );
+
+    // An edit appends a revision; the previous identity stays in the history.
+    let id = homonym["id"].as_str().expect("id");
+    let uri = format!("/api/v1/practices/{practice}/patients/{id}");
+    let mut changed = identity("Le Goff Helias", "Anne", "1961-07-14");
+    changed["used_name"] = json!("Martin");
+    let (status, body) = call(
+        &test,
+        "PATCH",
+        &uri,
+        &holder,
+        Some(json!({"revision": 1, "identity": changed})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["revision"], 2);
+    let (status, _) = call(
+        &test,
+        "PATCH",
+        &uri,
+        &holder,
+        Some(json!({"revision": 1, "identity": changed})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "a stale revision is refused");
+    assert_eq!(
+        names(&search(&test, &holder, &practice, "name=mart").await),
+        vec!["Le Goff Helias 1961-07-14"],
+        "found by the used name now"
+    );
+    let (status, read) = call(&test, "GET", &uri, &holder, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["identity"]["used_name"], "Martin");
+    let (status, history) = call(&test, "GET", &format!("{uri}/revisions"), &holder, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let history = history.as_array().expect("revisions");
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["number"], 2);
+    assert_eq!(
+        history[1]["identity"]["used_name"], "",
+        "the first version, kept"
+    );
+}
+
+/// The patient routes of the API, with `practice` and `patient` filled in.
+fn patient_routes(practice: &str, patient: &str) -> Vec<(&'static str, String)> {
+    let document = carnet_http::openapi_document();
+    let mut routes = Vec::new();
+    for (path, item) in &document.paths.paths {
+        // The access history is the audit trail's (holders, ids only): tested there.
+        if !path.contains("/patients") || path.ends_with("/access-history") {
+            continue;
+        }
+        let uri = path
+            .replace("{practice_id}", practice)
+            .replace("{patient_id}", patient);
+        assert!(!uri.contains('{'), "add a case for {path}");
+        for (method, present) in [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ] {
+            if present {
+                let uri = if method == "GET" && path.ends_with("/patients") {
+                    format!("{uri}?name=leg")
+                } else {
+                    uri.clone()
+                };
+                routes.push((method, uri));
+            }
+        }
+    }
+    routes
+}
+
+fn body_for(method: &str) -> Option<Value> {
+    match method {
+        "POST" => Some(identity("Legrand", "Paul", "1950-01-02")),
+        "PATCH" => {
+            Some(json!({"revision": 1, "identity": identity("Legrand", "Paul", "1950-01-02")}))
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn patients_open_only_to_members_of_the_practice_with_the_pin_unlocked() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, holder, secret, _) = signed_in(&test).await;
+    let practice = practice.to_string();
+    unlock(&test, &holder, &holder).await;
+    let patient = create(
+        &test,
+        &holder,
+        &practice,
+        identity("Legrand", "Paul", "1950-01-02"),
+    )
+    .await;
+    let routes = patient_routes(&practice, patient["id"].as_str().expect("id"));
+    assert_eq!(routes.len(), 5, "{routes:?}");
+
+    // The holder of another practice (PIN unlocked there): nothing here.
+    let (other_practice, _, other, _, _) = signed_in_as(&test, "paul.durand@example.fr").await;
+    unlock(&test, &other, &other).await;
+    assert_ne!(other_practice.to_string(), practice);
+    // The same holder after signing in again: the new session has no PIN yet.
+    test.clock.advance_millis(31_000);
+    let relocked = sign_in_again(&test, &secret).await;
+    for (method, uri) in &routes {
+        let (status, body) = call(&test, method, uri, &other, body_for(method)).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "other practice: {method} {uri}"
+        );
+        assert_eq!(body["error"]["code"], "forbidden");
+        let (status, body) = call(&test, method, uri, &relocked, body_for(method)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "no PIN: {method} {uri}");
+        assert_eq!(body["error"]["code"], "pin_required", "{method} {uri}");
+    }
+    // The platform side never obtains the capability, whatever session it presents (an
+    // administrator has no session in a practice: the capability function is asked
+    // directly, with the holder's unlocked session).
+    for actor in [
+        Actor::PlatformAdmin(AdminId::from_uuid(uuid::Uuid::from_u128(7))),
+        Actor::Operator,
+    ] {
+        for level in [RecordsLevel::Administrative, RecordsLevel::Clinical] {
+            let refused = test
+                .state
+                .services
+                .authorize_records(
+                    &Caller::new(actor.clone()),
+                    &holder,
+                    practice.parse().expect("id"),
+                    level,
+                )
+                .await;
+            assert!(
+                matches!(refused, Err(ServiceError::Forbidden)),
+                "{actor:?} {level:?}: {refused:?}"
+            );
+        }
+    }
+    // With the PIN, the holder passes on every route.
+    for (method, uri) in &routes {
+        let (status, body) = call(&test, method, uri, &holder, body_for(method)).await;
+        assert!(status.is_success(), "{method} {uri}: {status} {body}");
+    }
+}
+
+/// Every file of the test's SQLite database (main file and WAL), as bytes.
+fn database_bytes(test: &TestApp) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for name in ["db.sqlite3", "db.sqlite3-wal"] {
+        if let Ok(content) = std::fs::read(test.dir.path().join(name)) {
+            bytes.extend(content);
+        }
+    }
+    assert!(bytes.len() > 4096, "the database files were read");
+    bytes
+}
+
+#[tokio::test]
+async fn no_identity_value_reaches_the_database_files_in_clear() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, holder, _, _) = signed_in(&test).await;
+    let practice = practice.to_string();
+    unlock(&test, &holder, &holder).await;
+    let markers = [
+        "Zyxwvcanari",
+        "Qwertcanari",
+        "Plughcanari",
+        "7 impasse Kzqcanari",
+        "0611223344",
+        "kzq.canari@example.fr",
+        "Docteur Wxqcanari",
+        "Note Vbncanari",
+        NIR,
+    ];
+    let mut body = identity(markers[0], markers[1], "1950-01-02");
+    body["used_name"] = json!(markers[2]);
+    body["address"] = json!(markers[3]);
+    body["phones"] = json!([markers[4]]);
+    body["email"] = json!(markers[5]);
+    body["treating_doctor"] = json!(markers[6]);
+    body["administrative_note"] = json!(markers[7]);
+    body["nir"] = json!(markers[8]);
+    let created = create(&test, &holder, &practice, body).await;
+    // Read, searched, changed: every path that writes.
+    let id = created["id"].as_str().expect("id");
+    let found = search(&test, &holder, &practice, "name=zyx").await;
+    assert_eq!(found.len(), 1);
+    let mut changed = identity(markers[0], markers[1], "1950-01-02");
+    changed["address"] = json!(markers[3]);
+    let (status, _) = call(
+        &test,
+        "PATCH",
+        &format!("/api/v1/practices/{practice}/patients/{id}"),
+        &holder,
+        Some(json!({"revision": 1, "identity": changed})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let bytes = database_bytes(&test);
+    let contains = |needle: &str| {
+        bytes
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    };
+    // The test can fail: a value known to be stored in clear (the holder's login) is found.
+    assert!(
+        contains("anne.martin@example.fr"),
+        "the scan sees clear text"
+    );
+    for marker in markers {
+        for form in [
+            marker.to_owned(),
+            marker.to_uppercase(),
+            marker.to_lowercase(),
+        ] {
+            assert!(!contains(&form), "{form} is in the database files in clear");
+        }
+    }
+}
+
+/// Opens the test's SQLite file beside the application (as an attacker with the disk).
+async fn raw_database(test: &TestApp) -> sqlx::SqlitePool {
+    let url = format!("sqlite://{}", test.dir.path().join("db.sqlite3").display());
+    sqlx::SqlitePool::connect(&url).await.expect("raw database")
+}
+
+async fn integrity_failures(test: &TestApp, holder: &str, practice: &str) -> usize {
+    let (status, events) = call(
+        test,
+        "GET",
+        &format!("/api/v1/practices/{practice}/audit-events?action=integrity_failure"),
+        holder,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{events}");
+    events["events"]
+        .as_array()
+        .or_else(|| events.as_array())
+        .map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn tampered_ciphertexts_are_refused_and_audited() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, holder, _, _) = signed_in(&test).await;
+    let practice = practice.to_string();
+    unlock(&test, &holder, &holder).await;
+    let first = create(
+        &test,
+        &holder,
+        &practice,
+        identity("Legrand", "Paul", "1950-01-02"),
+    )
+    .await;
+    let second = create(
+        &test,
+        &holder,
+        &practice,
+        identity("Lefort", "Anne", "1960-03-04"),
+    )
+    .await;
+    let uri = |patient: &Value| {
+        format!(
+            "/api/v1/practices/{practice}/patients/{}",
+            patient["id"].as_str().expect("id")
+        )
+    };
+    assert_eq!(integrity_failures(&test, &holder, &practice).await, 0);
+    let raw = raw_database(&test).await;
+    sqlx::query("DROP TRIGGER patient_revisions_no_update")
+        .execute(&raw)
+        .await
+        .expect("an attacker with the file drops the guard");
+    let id = |patient: &Value| -> uuid::Uuid {
+        patient["id"].as_str().expect("id").parse().expect("uuid")
+    };
+
+    // 1. A ciphertext moved from one patient's row to another's.
+    let (sealed,): (Vec<u8>,) =
+        sqlx::query_as("SELECT sealed_identity FROM patient_revisions WHERE patient_id = ?")
+            .bind(id(&second))
+            .fetch_one(&raw)
+            .await
+            .expect("read");
+    let (original,): (Vec<u8>,) =
+        sqlx::query_as("SELECT sealed_identity FROM patient_revisions WHERE patient_id = ?")
+            .bind(id(&first))
+            .fetch_one(&raw)
+            .await
+            .expect("read");
+    let set = |value: Vec<u8>| {
+        sqlx::query("UPDATE patient_revisions SET sealed_identity = ? WHERE patient_id = ?")
+            .bind(value)
+            .bind(id(&first))
+    };
+    set(sealed).execute(&raw).await.expect("swap");
+    let (status, body) = call(&test, "GET", &uri(&first), &holder, None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["error"]["code"], "integrity_failure");
+    assert!(
+        !body.to_string().contains("Lefort"),
+        "nothing of the moved value is served"
+    );
+    let (status, _) = call(&test, "GET", &uri(&second), &holder, None).await;
+    assert_eq!(status, StatusCode::OK, "the other patient is untouched");
+
+    // 2. One flipped bit.
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    set(flipped).execute(&raw).await.expect("flip");
+    let (status, _) = call(&test, "GET", &uri(&first), &holder, None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+
+    // 3. Restored: it opens again (the failures were the tampering, not the key).
+    set(original).execute(&raw).await.expect("restore");
+    let (status, body) = call(&test, "GET", &uri(&first), &holder, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // 4. A patient key wrapped for another row (the other patient's wrapped key).
+    sqlx::query(
+        "UPDATE patients SET wrapped_key = (SELECT wrapped_key FROM patients p2 \
+         WHERE p2.id = ?) WHERE id = ?",
+    )
+    .bind(id(&second))
+    .bind(id(&first))
+    .execute(&raw)
+    .await
+    .expect("move key");
+    let (status, _) = call(&test, "GET", &uri(&first), &holder, None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        integrity_failures(&test, &holder, &practice).await,
+        3,
+        "each failure is in the audit trail"
+    );
+    raw.close().await;
+}

@@ -1,0 +1,704 @@
+//! Care records (ADR 0009), first part: the capability that opens them, the key
+//! hierarchy at work, and patients (identity, search, revisions).
+//!
+//! Keys: a data key per practice (versioned), wrapped by a key derived from the instance
+//! key; a data key per patient, wrapped by its practice's key; blind-index keys derived
+//! from the practice key, one per field. A patient's identity is sealed under the patient
+//! key, one sealed document per revision; an edit appends a revision. Every read and
+//! write appends its audit event in the same transaction; a value that does not open is
+//! audited as an integrity failure and nothing is served.
+
+use carnet_audit::{Action, Outcome, Targets};
+use carnet_crypto::{DataKey, SealContext};
+use carnet_domain::{
+    BirthDate, MemberId, PatientIdentity, PatientInput, PracticeId, ProfessionalIdStatus, Role,
+    Timestamp, name_prefix, normalize_name,
+};
+use carnet_store::{IndexEntry, PatientRecord, PatientRevisionRecord, StoreError};
+use uuid::Uuid;
+
+use crate::auth::actor_of;
+use crate::{Actor, Caller, DeviceStanding, ServiceError, Services};
+
+/// What a capability over a practice's records allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordsLevel {
+    /// Identity and contact: any member of the practice (staff included).
+    Administrative,
+    /// Clinical content and documents: holders and professionals with a validated
+    /// RPPS/ADELI number.
+    Clinical,
+}
+
+/// Proof that the caller may open one practice's records at `level`: a member of that
+/// practice, signed in on an approved device, in a session whose PIN is unlocked (and,
+/// for clinical content, a professional with a validated number). Only
+/// [`Services::authorize_records`] creates it; the records use cases take it and read
+/// the practice id from it.
+#[derive(Debug)]
+pub struct RecordsScope {
+    practice_id: PracticeId,
+    member_id: MemberId,
+    level: RecordsLevel,
+    caller: Caller,
+}
+
+impl RecordsScope {
+    pub fn practice_id(&self) -> PracticeId {
+        self.practice_id
+    }
+
+    pub fn level(&self) -> RecordsLevel {
+        self.level
+    }
+
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+/// A patient's current identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatientView {
+    pub id: Uuid,
+    /// The current revision's number (1 for a new patient).
+    pub revision: i64,
+    pub identity: PatientIdentity,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_care_at: Option<Timestamp>,
+}
+
+/// One revision of a patient's identity, and who made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatientRevisionView {
+    pub number: i64,
+    pub identity: PatientIdentity,
+    pub created_at: Timestamp,
+    /// The member who made it.
+    pub created_by: Uuid,
+}
+
+/// A search: a name prefix (3 letters or more; birth or used name), optionally with a
+/// birth date, or a NIR/NIA.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatientQuery {
+    pub name: Option<String>,
+    pub birth_date: Option<String>,
+    pub nir: Option<String>,
+}
+
+// The blind-indexed fields.
+const BIRTH_NAME: &str = "birth_name";
+const USED_NAME: &str = "used_name";
+const BIRTH_NAME_PREFIX: &str = "birth_name_prefix";
+const USED_NAME_PREFIX: &str = "used_name_prefix";
+const BIRTH_DATE: &str = "birth_date";
+const NIR: &str = "nir";
+
+/// The version the practice key is made with (rotation will add versions).
+const FIRST_PRACTICE_KEY: i64 = 1;
+/// Patient keys seal identities as version 1.
+const PATIENT_KEY_VERSION: u32 = 1;
+
+fn practice_key_row(practice_id: PracticeId, version: i64) -> Vec<u8> {
+    let mut row = practice_id.as_uuid().as_bytes().to_vec();
+    row.extend_from_slice(&version.to_be_bytes());
+    row
+}
+
+/// The blind-index entries of an identity.
+fn index_entries(
+    practice_key: &DataKey,
+    identity: &PatientIdentity,
+) -> Result<Vec<IndexEntry>, ServiceError> {
+    let digest = |field: &'static str, value: &str| -> Result<IndexEntry, ServiceError> {
+        let key = practice_key
+            .blind_index_key(field)
+            .map_err(|_| ServiceError::Integrity)?;
+        Ok((field, key.digest(value).to_vec()))
+    };
+    let mut entries = Vec::new();
+    let birth_name = normalize_name(&identity.birth_name);
+    entries.push(digest(BIRTH_NAME, &birth_name)?);
+    if let Some(prefix) = name_prefix(&birth_name) {
+        entries.push(digest(BIRTH_NAME_PREFIX, &prefix)?);
+    }
+    if let Some(used) = &identity.used_name {
+        let used = normalize_name(used);
+        entries.push(digest(USED_NAME, &used)?);
+        if let Some(prefix) = name_prefix(&used) {
+            entries.push(digest(USED_NAME_PREFIX, &prefix)?);
+        }
+    }
+    entries.push(digest(BIRTH_DATE, &identity.birth_date.to_string())?);
+    if let Some(nir) = &identity.nir {
+        entries.push(digest(NIR, nir)?);
+    }
+    Ok(entries)
+}
+
+fn revision_context(revision_id: &Uuid) -> SealContext<'_> {
+    SealContext {
+        table: "patient_revisions",
+        column: "sealed_identity",
+        row: revision_id.as_bytes(),
+    }
+}
+
+fn patient_key_context(patient_id: &Uuid) -> SealContext<'_> {
+    SealContext {
+        table: "patients",
+        column: "wrapped_key",
+        row: patient_id.as_bytes(),
+    }
+}
+
+/// Whether the identity answers a name prefix (normalised, spaces ignored).
+fn name_matches(identity: &PatientIdentity, prefix: &str) -> bool {
+    let squeeze = |name: &str| normalize_name(name).replace(' ', "");
+    let prefix = prefix.replace(' ', "");
+    squeeze(&identity.birth_name).starts_with(&prefix)
+        || identity
+            .used_name
+            .as_deref()
+            .is_some_and(|used| squeeze(used).starts_with(&prefix))
+}
+
+impl Services {
+    /// The one authorization function for care records. Every refusal is audited (on the
+    /// practice's chain when it exists).
+    pub async fn authorize_records(
+        &self,
+        caller: &Caller,
+        token: &str,
+        practice_id: PracticeId,
+        level: RecordsLevel,
+    ) -> Result<RecordsScope, ServiceError> {
+        match self
+            .records_refusal(caller, token, practice_id, level)
+            .await?
+        {
+            None => {
+                let Actor::Member { member_id, .. } = caller.actor else {
+                    return Err(ServiceError::Forbidden);
+                };
+                Ok(RecordsScope {
+                    practice_id,
+                    member_id,
+                    level,
+                    caller: caller.clone(),
+                })
+            }
+            Some(refusal) => {
+                let chain = if self.store.practice(practice_id).await?.is_some() {
+                    carnet_audit::ChainId::Practice(practice_id)
+                } else {
+                    carnet_audit::ChainId::Instance
+                };
+                let event = self.audit_event(
+                    caller,
+                    chain,
+                    Action::RecordRead,
+                    Targets::default(),
+                    Outcome::Denied,
+                );
+                self.audit_alone(event).await?;
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Why the caller may not open the practice's records at `level` (none: allowed).
+    async fn records_refusal(
+        &self,
+        caller: &Caller,
+        token: &str,
+        practice_id: PracticeId,
+        level: RecordsLevel,
+    ) -> Result<Option<ServiceError>, ServiceError> {
+        let Actor::Member {
+            practice_id: own,
+            member_id,
+            role,
+        } = caller.actor
+        else {
+            // The platform side and anonymous callers never open care records.
+            return Ok(Some(ServiceError::Forbidden));
+        };
+        if own != practice_id {
+            return Ok(Some(ServiceError::Forbidden));
+        }
+        let (session, account) = self.complete_session(token).await?;
+        if actor_of(&account) != caller.actor
+            || self.session_device_standing(&session).await? != DeviceStanding::Approved
+        {
+            return Ok(Some(ServiceError::Forbidden));
+        }
+        if !self.pin_unlocked(&session, practice_id).await? {
+            return Ok(Some(ServiceError::PinRequired));
+        }
+        if level == RecordsLevel::Clinical {
+            if role == Role::Staff {
+                return Ok(Some(ServiceError::Forbidden));
+            }
+            let member = self
+                .read(move |tx| Box::pin(async move { tx.member(practice_id, member_id).await }))
+                .await?;
+            let validated = member.is_some_and(|member| {
+                member.professional_id_state.status() == ProfessionalIdStatus::Validated
+            });
+            if !validated {
+                return Ok(Some(ServiceError::Forbidden));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The practice's current key (made on first use), with its version.
+    async fn practice_key(&self, scope: &RecordsScope) -> Result<(i64, DataKey), ServiceError> {
+        let practice_id = scope.practice_id;
+        let read = || async {
+            self.read(move |tx| Box::pin(async move { tx.practice_keys(practice_id).await }))
+                .await
+        };
+        let mut keys = read().await?;
+        if keys.is_empty() {
+            let key =
+                DataKey::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?;
+            let row = practice_key_row(practice_id, FIRST_PRACTICE_KEY);
+            let wrapped = key
+                .wrap(
+                    &self.auth.records_kek,
+                    SealContext {
+                        table: "practice_keys",
+                        column: "wrapped_key",
+                        row: &row,
+                    },
+                    self.random.as_ref(),
+                )
+                .map_err(|_| ServiceError::Randomness)?;
+            let now = self.now();
+            self.audited(Vec::new(), move |tx| {
+                Box::pin(async move {
+                    tx.insert_practice_key(practice_id, FIRST_PRACTICE_KEY, &wrapped, now)
+                        .await
+                })
+            })
+            .await?;
+            keys = read().await?;
+        }
+        let (version, wrapped) =
+            keys.into_iter()
+                .next()
+                .ok_or(ServiceError::Unavailable(StoreError::Corrupt(
+                    "practice key",
+                )))?;
+        let row = practice_key_row(practice_id, version);
+        match DataKey::unwrap(
+            &self.auth.records_kek,
+            &wrapped,
+            SealContext {
+                table: "practice_keys",
+                column: "wrapped_key",
+                row: &row,
+            },
+        ) {
+            Ok(key) => Ok((version, key)),
+            Err(_) => Err(self.integrity_failure(scope, None).await),
+        }
+    }
+
+    /// Audits an integrity failure and returns the error to answer with.
+    async fn integrity_failure(&self, scope: &RecordsScope, patient: Option<Uuid>) -> ServiceError {
+        let event = self.audit_event(
+            &scope.caller,
+            carnet_audit::ChainId::Practice(scope.practice_id),
+            Action::IntegrityFailure,
+            Targets {
+                patient,
+                ..Targets::default()
+            },
+            Outcome::Failure,
+        );
+        match self.audit_alone(event).await {
+            Ok(()) => ServiceError::Integrity,
+            Err(error) => error,
+        }
+    }
+
+    /// Opens a patient's key and the identity of one revision.
+    async fn open_identity(
+        &self,
+        scope: &RecordsScope,
+        practice_key: &DataKey,
+        patient: &PatientRecord,
+        revision: &PatientRevisionRecord,
+    ) -> Result<PatientIdentity, ServiceError> {
+        let opened = (|| {
+            let wrapping = practice_key
+                .sealing_key(u32::try_from(patient.key_version).ok()?)
+                .ok()?;
+            let patient_key = DataKey::unwrap(
+                &wrapping,
+                &patient.wrapped_key,
+                patient_key_context(&patient.id),
+            )
+            .ok()?;
+            let sealing = patient_key.sealing_key(PATIENT_KEY_VERSION).ok()?;
+            let plain = sealing
+                .open(&revision.sealed_identity, revision_context(&revision.id))
+                .ok()?;
+            serde_json::from_slice::<PatientIdentity>(&plain).ok()
+        })();
+        match opened {
+            Some(identity) if revision.patient_id == patient.id => Ok(identity),
+            _ => Err(self.integrity_failure(scope, Some(patient.id)).await),
+        }
+    }
+
+    fn records_event(
+        &self,
+        scope: &RecordsScope,
+        action: Action,
+        patient: Option<Uuid>,
+    ) -> carnet_audit::Event {
+        self.audit_event(
+            &scope.caller,
+            carnet_audit::ChainId::Practice(scope.practice_id),
+            action,
+            Targets {
+                patient,
+                ..Targets::default()
+            },
+            Outcome::Success,
+        )
+    }
+
+    fn today(&self) -> Option<BirthDate> {
+        BirthDate::of_unix_millis(self.now().unix_millis())
+    }
+
+    /// Creates a patient: its key, its first identity revision, its blind indexes.
+    pub async fn create_patient(
+        &self,
+        scope: &RecordsScope,
+        input: &PatientInput,
+    ) -> Result<PatientView, ServiceError> {
+        let identity = PatientIdentity::check(input, self.today())
+            .map_err(|error| ServiceError::invalid("identity", &error))?;
+        let (key_version, practice_key) = self.practice_key(scope).await?;
+        let patient_id = self.new_uuid()?;
+        let revision_id = self.new_uuid()?;
+        let patient_key =
+            DataKey::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?;
+        let wrapping = practice_key
+            .sealing_key(u32::try_from(key_version).unwrap_or(u32::MAX))
+            .map_err(|_| ServiceError::Integrity)?;
+        let wrapped_key = patient_key
+            .wrap(
+                &wrapping,
+                patient_key_context(&patient_id),
+                self.random.as_ref(),
+            )
+            .map_err(|_| ServiceError::Randomness)?;
+        let plain = serde_json::to_vec(&identity).map_err(|_| ServiceError::Integrity)?;
+        let sealed_identity = patient_key
+            .sealing_key(PATIENT_KEY_VERSION)
+            .and_then(|key| key.seal(&plain, revision_context(&revision_id), self.random.as_ref()))
+            .map_err(|_| ServiceError::Randomness)?;
+        let entries = index_entries(&practice_key, &identity)?;
+        let now = self.now();
+        let practice_id = scope.practice_id;
+        let created_by = *scope.member_id.as_uuid();
+        let patient = PatientRecord {
+            id: patient_id,
+            practice_id,
+            key_version,
+            wrapped_key,
+            created_at: now,
+            last_care_at: None,
+        };
+        let revision = PatientRevisionRecord {
+            id: revision_id,
+            patient_id,
+            number: 1,
+            sealed_identity,
+            created_at: now,
+            created_by,
+        };
+        let event = self.records_event(scope, Action::RecordWritten, Some(patient_id));
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move {
+                tx.insert_patient(&patient, created_by).await?;
+                tx.insert_patient_revision(practice_id, &revision).await?;
+                tx.replace_patient_index(practice_id, patient_id, &entries)
+                    .await
+            })
+        })
+        .await?;
+        Ok(PatientView {
+            id: patient_id,
+            revision: 1,
+            identity,
+            created_at: now,
+            updated_at: now,
+            last_care_at: None,
+        })
+    }
+
+    /// A patient's current identity (audited as a read).
+    pub async fn patient(
+        &self,
+        scope: &RecordsScope,
+        patient_id: Uuid,
+    ) -> Result<PatientView, ServiceError> {
+        let practice_id = scope.practice_id;
+        let event = self.records_event(scope, Action::RecordRead, Some(patient_id));
+        let loaded = self
+            .audited(vec![event], move |tx| {
+                Box::pin(async move {
+                    let Some(patient) = tx.patient(practice_id, patient_id).await? else {
+                        // Unknown here: the job fails alone, its audit entry with it.
+                        return Err(StoreError::MissingReference);
+                    };
+                    let revision = tx.current_revision(practice_id, patient_id).await?;
+                    Ok((patient, revision))
+                })
+            })
+            .await;
+        let (patient, revision) = match loaded {
+            Ok((patient, Some(revision))) => (patient, revision),
+            Ok((_, None)) | Err(ServiceError::NotFound) => return Err(ServiceError::NotFound),
+            Err(error) => return Err(error),
+        };
+        let (_, practice_key) = self.practice_key(scope).await?;
+        let identity = self
+            .open_identity(scope, &practice_key, &patient, &revision)
+            .await?;
+        Ok(PatientView {
+            id: patient.id,
+            revision: revision.number,
+            identity,
+            created_at: patient.created_at,
+            updated_at: revision.created_at,
+            last_care_at: patient.last_care_at,
+        })
+    }
+
+    /// Changes a patient's identity: a new revision (the previous ones are kept).
+    /// `expected_revision` must be the current one, so two people editing at once
+    /// cannot silently overwrite each other.
+    pub async fn update_patient(
+        &self,
+        scope: &RecordsScope,
+        patient_id: Uuid,
+        expected_revision: i64,
+        input: &PatientInput,
+    ) -> Result<PatientView, ServiceError> {
+        let identity = PatientIdentity::check(input, self.today())
+            .map_err(|error| ServiceError::invalid("identity", &error))?;
+        let current = self.patient(scope, patient_id).await?;
+        if current.revision != expected_revision {
+            return Err(ServiceError::Conflict);
+        }
+        let practice_id = scope.practice_id;
+        let patient = self
+            .read(move |tx| Box::pin(async move { tx.patient(practice_id, patient_id).await }))
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let (_, practice_key) = self.practice_key(scope).await?;
+        let opened_key = practice_key
+            .sealing_key(u32::try_from(patient.key_version).unwrap_or(u32::MAX))
+            .ok()
+            .and_then(|wrapping| {
+                DataKey::unwrap(
+                    &wrapping,
+                    &patient.wrapped_key,
+                    patient_key_context(&patient.id),
+                )
+                .ok()
+            });
+        let Some(patient_key) = opened_key else {
+            return Err(self.integrity_failure(scope, Some(patient_id)).await);
+        };
+        let revision_id = self.new_uuid()?;
+        let plain = serde_json::to_vec(&identity).map_err(|_| ServiceError::Integrity)?;
+        let sealed_identity = patient_key
+            .sealing_key(PATIENT_KEY_VERSION)
+            .and_then(|key| key.seal(&plain, revision_context(&revision_id), self.random.as_ref()))
+            .map_err(|_| ServiceError::Randomness)?;
+        let entries = index_entries(&practice_key, &identity)?;
+        let now = self.now();
+        let number = expected_revision + 1;
+        let revision = PatientRevisionRecord {
+            id: revision_id,
+            patient_id,
+            number,
+            sealed_identity,
+            created_at: now,
+            created_by: *scope.member_id.as_uuid(),
+        };
+        let event = self.records_event(scope, Action::RecordWritten, Some(patient_id));
+        // Two edits racing for the same number: the second one's insert conflicts.
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move {
+                tx.insert_patient_revision(practice_id, &revision).await?;
+                tx.replace_patient_index(practice_id, patient_id, &entries)
+                    .await
+            })
+        })
+        .await?;
+        Ok(PatientView {
+            id: patient_id,
+            revision: number,
+            identity,
+            created_at: current.created_at,
+            updated_at: now,
+            last_care_at: current.last_care_at,
+        })
+    }
+
+    /// Every revision of a patient's identity, newest first (audited as a read).
+    pub async fn patient_history(
+        &self,
+        scope: &RecordsScope,
+        patient_id: Uuid,
+    ) -> Result<Vec<PatientRevisionView>, ServiceError> {
+        let practice_id = scope.practice_id;
+        let event = self.records_event(scope, Action::RecordRead, Some(patient_id));
+        let loaded = self
+            .audited(vec![event], move |tx| {
+                Box::pin(async move {
+                    let Some(patient) = tx.patient(practice_id, patient_id).await? else {
+                        return Err(StoreError::MissingReference);
+                    };
+                    let revisions = tx.patient_revisions(practice_id, patient_id).await?;
+                    Ok((patient, revisions))
+                })
+            })
+            .await;
+        let (patient, revisions) = match loaded {
+            Err(ServiceError::NotFound) => return Err(ServiceError::NotFound),
+            other => other?,
+        };
+        let (_, practice_key) = self.practice_key(scope).await?;
+        let mut history = Vec::with_capacity(revisions.len());
+        for revision in &revisions {
+            let identity = self
+                .open_identity(scope, &practice_key, &patient, revision)
+                .await?;
+            history.push(PatientRevisionView {
+                number: revision.number,
+                identity,
+                created_at: revision.created_at,
+                created_by: revision.created_by,
+            });
+        }
+        Ok(history)
+    }
+
+    /// Finds patients by name prefix (and birth date) or by NIR, without any clear value
+    /// in the database: the blind index narrows the candidates, which are opened and
+    /// compared in memory (homonyms stay apart by their birth date and identity). Each
+    /// patient listed is audited as read.
+    pub async fn search_patients(
+        &self,
+        scope: &RecordsScope,
+        query: &PatientQuery,
+    ) -> Result<Vec<PatientView>, ServiceError> {
+        let (_, practice_key) = self.practice_key(scope).await?;
+        let birth_date = query
+            .birth_date
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+            .map(|text| BirthDate::parse(text, None))
+            .transpose()
+            .map_err(|error| ServiceError::invalid("birth_date", &error))?;
+        let (lookups, name, nir): (Vec<(&'static str, String)>, Option<String>, Option<String>) =
+            if let Some(nir) = query.nir.as_deref().filter(|nir| !nir.trim().is_empty()) {
+                let nir = carnet_domain::Nir::parse(nir)
+                    .map_err(|error| ServiceError::invalid("nir", &error))?
+                    .as_str()
+                    .to_owned();
+                (vec![(NIR, nir.clone())], None, Some(nir))
+            } else {
+                let name = normalize_name(query.name.as_deref().unwrap_or_default());
+                let Some(prefix) = name_prefix(&name) else {
+                    return Err(ServiceError::Invalid {
+                        field: "name",
+                        message: "Tapez au moins 3 lettres du nom, ou le NIR.".into(),
+                    });
+                };
+                (
+                    vec![
+                        (BIRTH_NAME_PREFIX, prefix.clone()),
+                        (USED_NAME_PREFIX, prefix),
+                    ],
+                    Some(name),
+                    None,
+                )
+            };
+        let mut probes = Vec::with_capacity(lookups.len());
+        for (field, value) in lookups {
+            let key = practice_key
+                .blind_index_key(field)
+                .map_err(|_| ServiceError::Integrity)?;
+            probes.push((field, key.digest(&value).to_vec()));
+        }
+        let practice_id = scope.practice_id;
+        let candidates = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    let mut all: Vec<(PatientRecord, PatientRevisionRecord)> = Vec::new();
+                    for (field, digest) in &probes {
+                        for found in tx.patients_by_index(practice_id, field, digest).await? {
+                            if !all.iter().any(|(known, _)| known.id == found.0.id) {
+                                all.push(found);
+                            }
+                        }
+                    }
+                    Ok(all)
+                })
+            })
+            .await?;
+        let mut matches = Vec::new();
+        for (patient, revision) in &candidates {
+            let identity = self
+                .open_identity(scope, &practice_key, patient, revision)
+                .await?;
+            let fits = match (&nir, &name) {
+                (Some(nir), _) => identity.nir.as_deref() == Some(nir.as_str()),
+                (None, Some(name)) => {
+                    name_matches(&identity, name)
+                        && birth_date.is_none_or(|date| identity.birth_date == date)
+                }
+                (None, None) => false,
+            };
+            if fits {
+                matches.push(PatientView {
+                    id: patient.id,
+                    revision: revision.number,
+                    identity,
+                    created_at: patient.created_at,
+                    updated_at: revision.created_at,
+                    last_care_at: patient.last_care_at,
+                });
+            }
+        }
+        matches.sort_by(|a, b| {
+            normalize_name(&a.identity.birth_name)
+                .cmp(&normalize_name(&b.identity.birth_name))
+                .then(a.identity.birth_date.cmp(&b.identity.birth_date))
+        });
+        // The search itself, and each patient it shows, are traced.
+        let mut events = vec![self.records_event(scope, Action::RecordRead, None)];
+        events.extend(
+            matches
+                .iter()
+                .map(|found| self.records_event(scope, Action::RecordRead, Some(found.id))),
+        );
+        self.audited(events, |_| Box::pin(async { Ok(()) })).await?;
+        Ok(matches)
+    }
+}

@@ -1,0 +1,306 @@
+//! Patients, their sealed identity revisions, their blind indexes, and the practice keys
+//! that protect them (ADR 0009). This layer stores bytes: it never sees a clear value.
+//! Every query filters by the practice id its caller was authorized for.
+
+use carnet_domain::{PracticeId, Timestamp};
+use uuid::Uuid;
+
+use crate::tx::on_tx;
+use crate::{StoreError, Tx};
+
+/// A patient row: its wrapped key and bookkeeping, no identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatientRecord {
+    pub id: Uuid,
+    pub practice_id: PracticeId,
+    pub key_version: i64,
+    pub wrapped_key: Vec<u8>,
+    pub created_at: Timestamp,
+    pub last_care_at: Option<Timestamp>,
+}
+
+/// One sealed revision of a patient's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatientRevisionRecord {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub number: i64,
+    pub sealed_identity: Vec<u8>,
+    pub created_at: Timestamp,
+    pub created_by: Uuid,
+}
+
+/// A blind index entry: (field, digest).
+pub type IndexEntry = (&'static str, Vec<u8>);
+
+type PatientRow = (Uuid, Uuid, i64, Vec<u8>, i64, Option<i64>);
+
+fn patient_of(row: PatientRow) -> PatientRecord {
+    let (id, practice_id, key_version, wrapped_key, created_at, last_care_at) = row;
+    PatientRecord {
+        id,
+        practice_id: PracticeId::from_uuid(practice_id),
+        key_version,
+        wrapped_key,
+        created_at: Timestamp::from_unix_millis(created_at),
+        last_care_at: last_care_at.map(Timestamp::from_unix_millis),
+    }
+}
+
+type RevisionRow = (Uuid, Uuid, i64, Vec<u8>, i64, Uuid);
+
+/// A patient found by index with its current revision (patient columns, then revision).
+type CandidateRow = (
+    Uuid,
+    i64,
+    Vec<u8>,
+    i64,
+    Option<i64>,
+    Uuid,
+    i64,
+    Vec<u8>,
+    i64,
+    Uuid,
+);
+
+fn revision_of(row: RevisionRow) -> PatientRevisionRecord {
+    let (id, patient_id, number, sealed_identity, created_at, created_by) = row;
+    PatientRevisionRecord {
+        id,
+        patient_id,
+        number,
+        sealed_identity,
+        created_at: Timestamp::from_unix_millis(created_at),
+        created_by,
+    }
+}
+
+impl Tx {
+    // ---- practice keys -------------------------------------------------------------------
+
+    /// The practice's wrapped keys, newest version first.
+    pub async fn practice_keys(
+        &mut self,
+        practice_id: PracticeId,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        on_tx!(self, |conn| {
+            Ok(sqlx::query_as(
+                "SELECT version, wrapped_key FROM practice_keys WHERE practice_id = $1 \
+                 ORDER BY version DESC",
+            )
+            .bind(practice_id.as_uuid())
+            .fetch_all(&mut *conn)
+            .await?)
+        })
+    }
+
+    /// Stores a practice key version unless it exists (two requests may race to make
+    /// the first one: the first wins, both read it back).
+    pub async fn insert_practice_key(
+        &mut self,
+        practice_id: PracticeId,
+        version: i64,
+        wrapped_key: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.before_write().await?;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO practice_keys (practice_id, version, wrapped_key, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (practice_id, version) DO NOTHING",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(version)
+            .bind(wrapped_key)
+            .bind(now.unix_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    // ---- patients ------------------------------------------------------------------------
+
+    pub async fn insert_patient(
+        &mut self,
+        patient: &PatientRecord,
+        created_by: Uuid,
+    ) -> Result<(), StoreError> {
+        self.before_write().await?;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO patients (id, practice_id, key_version, wrapped_key, created_at, \
+                 created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(patient.id)
+            .bind(patient.practice_id.as_uuid())
+            .bind(patient.key_version)
+            .bind(&patient.wrapped_key)
+            .bind(patient.created_at.unix_millis())
+            .bind(created_by)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    /// The patient, if it belongs to `practice_id`.
+    pub async fn patient(
+        &mut self,
+        practice_id: PracticeId,
+        patient_id: Uuid,
+    ) -> Result<Option<PatientRecord>, StoreError> {
+        on_tx!(self, |conn| {
+            let row: Option<PatientRow> = sqlx::query_as(
+                "SELECT id, practice_id, key_version, wrapped_key, created_at, last_care_at \
+                 FROM patients WHERE practice_id = $1 AND id = $2",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(patient_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row.map(patient_of))
+        })
+    }
+
+    /// The practice's patients whose indexes hold `(field, digest)`, each with its
+    /// current revision.
+    pub async fn patients_by_index(
+        &mut self,
+        practice_id: PracticeId,
+        field: &str,
+        digest: &[u8],
+    ) -> Result<Vec<(PatientRecord, PatientRevisionRecord)>, StoreError> {
+        on_tx!(self, |conn| {
+            let rows: Vec<CandidateRow> = sqlx::query_as(
+                "SELECT p.id, p.key_version, p.wrapped_key, p.created_at, p.last_care_at, \
+                     r.id, r.number, r.sealed_identity, r.created_at, r.created_by \
+                     FROM patient_index i \
+                     JOIN patients p ON p.id = i.patient_id AND p.practice_id = i.practice_id \
+                     JOIN patient_revisions r ON r.patient_id = p.id AND r.number = \
+                       (SELECT MAX(number) FROM patient_revisions WHERE patient_id = p.id) \
+                     WHERE i.practice_id = $1 AND i.field = $2 AND i.digest = $3 \
+                     ORDER BY p.id",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(field)
+            .bind(digest)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|row| {
+                    let (id, key_version, wrapped_key, created_at, last_care_at) =
+                        (row.0, row.1, row.2, row.3, row.4);
+                    (
+                        patient_of((
+                            id,
+                            *practice_id.as_uuid(),
+                            key_version,
+                            wrapped_key,
+                            created_at,
+                            last_care_at,
+                        )),
+                        revision_of((row.5, id, row.6, row.7, row.8, row.9)),
+                    )
+                })
+                .collect())
+        })
+    }
+
+    pub async fn insert_patient_revision(
+        &mut self,
+        practice_id: PracticeId,
+        revision: &PatientRevisionRecord,
+    ) -> Result<(), StoreError> {
+        self.before_write().await?;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO patient_revisions (id, patient_id, practice_id, number, \
+                 sealed_identity, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(revision.id)
+            .bind(revision.patient_id)
+            .bind(practice_id.as_uuid())
+            .bind(revision.number)
+            .bind(&revision.sealed_identity)
+            .bind(revision.created_at.unix_millis())
+            .bind(revision.created_by)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    pub async fn current_revision(
+        &mut self,
+        practice_id: PracticeId,
+        patient_id: Uuid,
+    ) -> Result<Option<PatientRevisionRecord>, StoreError> {
+        on_tx!(self, |conn| {
+            let row: Option<RevisionRow> = sqlx::query_as(
+                "SELECT id, patient_id, number, sealed_identity, created_at, created_by \
+                 FROM patient_revisions WHERE practice_id = $1 AND patient_id = $2 \
+                 ORDER BY number DESC LIMIT 1",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(patient_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row.map(revision_of))
+        })
+    }
+
+    /// Every revision of the patient, newest first.
+    pub async fn patient_revisions(
+        &mut self,
+        practice_id: PracticeId,
+        patient_id: Uuid,
+    ) -> Result<Vec<PatientRevisionRecord>, StoreError> {
+        on_tx!(self, |conn| {
+            let rows: Vec<RevisionRow> = sqlx::query_as(
+                "SELECT id, patient_id, number, sealed_identity, created_at, created_by \
+                 FROM patient_revisions WHERE practice_id = $1 AND patient_id = $2 \
+                 ORDER BY number DESC",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(patient_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows.into_iter().map(revision_of).collect())
+        })
+    }
+
+    /// Replaces the patient's blind indexes (they follow the current revision).
+    pub async fn replace_patient_index(
+        &mut self,
+        practice_id: PracticeId,
+        patient_id: Uuid,
+        entries: &[IndexEntry],
+    ) -> Result<(), StoreError> {
+        self.before_write().await?;
+        on_tx!(self, |conn| {
+            sqlx::query("DELETE FROM patient_index WHERE practice_id = $1 AND patient_id = $2")
+                .bind(practice_id.as_uuid())
+                .bind(patient_id)
+                .execute(&mut *conn)
+                .await?;
+            for (field, digest) in entries {
+                sqlx::query(
+                    "INSERT INTO patient_index (practice_id, field, digest, patient_id) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(practice_id.as_uuid())
+                .bind(*field)
+                .bind(digest)
+                .bind(patient_id)
+                .execute(&mut *conn)
+                .await?;
+            }
+        });
+        Ok(())
+    }
+}

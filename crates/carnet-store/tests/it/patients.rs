@@ -1,0 +1,144 @@
+//! Patients in the store (ADR 0009): bytes only, scoped by practice, found by blind
+//! index with their current revision, revisions append-only — on both backends.
+
+use carnet_domain::{Address, Practice, PracticeId, PracticeName, Profession, Timestamp};
+use carnet_store::{PatientRecord, PatientRevisionRecord, Store, StoreError};
+use uuid::Uuid;
+
+use crate::support::conformance;
+
+conformance!(
+    patients_are_scoped_indexed_and_their_revisions_append_only,
+    patient_revisions_cannot_be_updated_or_deleted,
+);
+
+fn practice(n: u64) -> Practice {
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&n.to_be_bytes());
+    Practice {
+        id: PracticeId::new_v7(1_000 + n, &random),
+        name: PracticeName::parse(&format!("Cabinet {n}")).expect("valid"),
+        address: Address::parse("3 rue des Lilas, 69003 Lyon").expect("valid"),
+        profession: Profession::Nurse,
+        created_at: Timestamp::from_unix_millis(1_000),
+    }
+}
+
+fn revision(patient: Uuid, number: i64, sealed: &[u8]) -> PatientRevisionRecord {
+    PatientRevisionRecord {
+        id: Uuid::from_u128(0x1000 + u128::try_from(number).expect("positive") + patient.as_u128()),
+        patient_id: patient,
+        number,
+        sealed_identity: sealed.to_vec(),
+        created_at: Timestamp::from_unix_millis(5_000 + number),
+        created_by: Uuid::from_u128(9),
+    }
+}
+
+async fn patients_are_scoped_indexed_and_their_revisions_append_only(store: &Store) {
+    let (a, b) = (practice(1), practice(2));
+    let now = Timestamp::from_unix_millis(4_000);
+    let patient = PatientRecord {
+        id: Uuid::from_u128(0xA1),
+        practice_id: a.id,
+        key_version: 1,
+        wrapped_key: b"wrapped".to_vec(),
+        created_at: now,
+        last_care_at: None,
+    };
+    let mut tx = store.transaction().await.expect("tx");
+    tx.insert_practice(&a).await.expect("practice");
+    tx.insert_practice(&b).await.expect("practice");
+    tx.insert_practice_key(a.id, 1, b"first", now)
+        .await
+        .expect("key");
+    tx.insert_practice_key(a.id, 1, b"second", now)
+        .await
+        .expect("a racing insert is a no-op");
+    tx.insert_patient(&patient, Uuid::from_u128(9))
+        .await
+        .expect("patient");
+    tx.insert_patient_revision(a.id, &revision(patient.id, 1, b"sealed-1"))
+        .await
+        .expect("revision");
+    tx.replace_patient_index(a.id, patient.id, &[("birth_name", b"digest-1".to_vec())])
+        .await
+        .expect("index");
+    tx.insert_patient_revision(a.id, &revision(patient.id, 2, b"sealed-2"))
+        .await
+        .expect("revision 2");
+    tx.replace_patient_index(a.id, patient.id, &[("birth_name", b"digest-2".to_vec())])
+        .await
+        .expect("index 2");
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.transaction().await.expect("tx");
+    assert_eq!(
+        tx.practice_keys(a.id).await.expect("keys"),
+        vec![(1, b"first".to_vec())]
+    );
+    assert_eq!(
+        tx.patient(a.id, patient.id).await.expect("read"),
+        Some(patient.clone())
+    );
+    assert_eq!(
+        tx.patient(b.id, patient.id).await.expect("read"),
+        None,
+        "scoped"
+    );
+    let found = tx
+        .patients_by_index(a.id, "birth_name", b"digest-2")
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, patient);
+    assert_eq!(found[0].1.number, 2, "with its current revision");
+    assert!(
+        tx.patients_by_index(a.id, "birth_name", b"digest-1")
+            .await
+            .expect("search")
+            .is_empty(),
+        "the index follows the current revision"
+    );
+    assert!(
+        tx.patients_by_index(b.id, "birth_name", b"digest-2")
+            .await
+            .expect("search")
+            .is_empty(),
+        "scoped"
+    );
+    assert_eq!(
+        tx.patient_revisions(a.id, patient.id)
+            .await
+            .expect("history")
+            .iter()
+            .map(|revision| revision.number)
+            .collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert!(matches!(
+        tx.insert_patient_revision(
+            a.id,
+            &PatientRevisionRecord {
+                id: Uuid::from_u128(0xFFFF),
+                ..revision(patient.id, 2, b"again")
+            }
+        )
+        .await,
+        Err(StoreError::Conflict)
+    ));
+    tx.rollback().await.expect("rollback");
+}
+
+async fn patient_revisions_cannot_be_updated_or_deleted(store: &Store) {
+    patients_are_scoped_indexed_and_their_revisions_append_only(store).await;
+    for statement in [
+        "UPDATE patient_revisions SET sealed_identity = sealed_identity",
+        "DELETE FROM patient_revisions",
+    ] {
+        assert!(
+            store.danger_execute(statement).await.is_err(),
+            "{statement} must be refused by the database"
+        );
+    }
+}
