@@ -4,6 +4,7 @@
 //! when they are built ("parse, don't validate"), so a `Nir`, an `Rpps` or a
 //! `PracticeName` that exists is valid.
 
+pub mod clinical;
 pub mod ids;
 pub mod nir;
 pub mod password;
@@ -12,6 +13,7 @@ pub mod practice;
 pub mod professional;
 pub mod time;
 
+pub use clinical::{CarePlace, ClinicalContent, ClinicalError, Vitals};
 pub use ids::{AdminId, MemberId, PracticeId};
 pub use nir::{Nir, NirError};
 pub use password::{Password, PasswordError, PasswordRule};

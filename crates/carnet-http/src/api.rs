@@ -78,6 +78,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::patients::create, crate::patients::search))
         .routes(routes!(crate::patients::read, crate::patients::change))
         .routes(routes!(crate::patients::history))
+        .routes(routes!(crate::clinical::timeline, crate::clinical::add))
+        .routes(routes!(crate::clinical::revise))
+        .routes(routes!(crate::clinical::history))
         .routes(routes!(crate::pin::show))
         .routes(routes!(crate::pin::regenerate))
         .routes(routes!(crate::pin::unlock))
@@ -210,6 +213,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
 pub(crate) fn practice_id(text: &str) -> Result<PracticeId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::invalid_id("practice_id"))
+}
+
+/// A UUID path parameter, or 400 naming it.
+pub(crate) fn id_param(text: &str, field: &'static str) -> Result<uuid::Uuid, ApiError> {
+    text.parse().map_err(|_| ApiError::invalid_id(field))
 }
 
 pub(crate) fn member_id(text: &str) -> Result<MemberId, ApiError> {

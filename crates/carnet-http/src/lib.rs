@@ -12,6 +12,7 @@ mod api;
 mod assets;
 mod audit;
 mod auth;
+mod clinical;
 mod device_certificates;
 mod devices;
 mod error;

@@ -6,11 +6,11 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use carnet_domain::{PatientIdentity, PatientInput};
-use carnet_service::{PatientQuery, PatientRevisionView, PatientView, RecordsLevel, RecordsScope};
+use carnet_service::{PatientQuery, PatientRevisionView, PatientView, RecordsScope};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::{ApiJson, Authenticated, practice_id};
+use crate::api::{ApiJson, Authenticated, id_param, practice_id};
 use crate::auth::Token;
 use crate::error::ErrorEnvelope;
 use crate::{ApiError, AppState};
@@ -167,17 +167,8 @@ async fn scope_of(
 ) -> Result<RecordsScope, ApiError> {
     Ok(state
         .services
-        .authorize_records(
-            caller,
-            token,
-            practice_id(practice)?,
-            RecordsLevel::Administrative,
-        )
+        .authorize_records(caller, token, practice_id(practice)?)
         .await?)
-}
-
-fn patient_id(text: &str) -> Result<uuid::Uuid, ApiError> {
-    text.parse().map_err(|_| ApiError::invalid_id("patient_id"))
 }
 
 /// Creates a patient.
@@ -252,7 +243,7 @@ pub async fn read(
     Token(token): Token,
     Path((practice, patient)): Path<(String, String)>,
 ) -> Result<Json<PatientBody>, ApiError> {
-    let patient = patient_id(&patient)?;
+    let patient = id_param(&patient, "patient_id")?;
     let scope = scope_of(&state, &caller, &token, &practice).await?;
     Ok(Json(state.services.patient(&scope, patient).await?.into()))
 }
@@ -278,7 +269,7 @@ pub async fn change(
     Path((practice, patient)): Path<(String, String)>,
     ApiJson(body): ApiJson<PatientChange>,
 ) -> Result<Json<PatientBody>, ApiError> {
-    let patient = patient_id(&patient)?;
+    let patient = id_param(&patient, "patient_id")?;
     let scope = scope_of(&state, &caller, &token, &practice).await?;
     let changed = state
         .services
@@ -310,7 +301,7 @@ pub async fn history(
     Token(token): Token,
     Path((practice, patient)): Path<(String, String)>,
 ) -> Result<Json<Vec<RevisionBody>>, ApiError> {
-    let patient = patient_id(&patient)?;
+    let patient = id_param(&patient, "patient_id")?;
     let scope = scope_of(&state, &caller, &token, &practice).await?;
     let history = state.services.patient_history(&scope, patient).await?;
     Ok(Json(history.into_iter().map(RevisionBody::from).collect()))

@@ -9,6 +9,7 @@ mod actor;
 mod admin;
 mod audit;
 mod auth;
+mod clinical;
 mod device_certificates;
 mod devices;
 mod instance;
@@ -27,6 +28,7 @@ pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
 pub use admin::{SETUP_LINK_VALIDITY, SetupLink};
 pub use audit::{AuditFilter, ChainReport};
 pub use auth::{AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEnrolment};
+pub use clinical::ClinicalView;
 pub use device_certificates::{CertificatePickup, CertificateStatus, DEVICE_CERTIFICATE_DAYS};
 pub use devices::{DeviceBinding, DeviceDecision, DeviceStanding, DeviceSummary, browser_summary};
 pub use instance::{InstanceKeyCheck, Readiness};
@@ -36,7 +38,7 @@ pub use passkeys::{
 };
 pub use pin::{PIN_LENGTH, PracticePin};
 pub use practices::{NewMemberInput, NewPracticeInput, ProfessionalIdDecision};
-pub use records::{PatientQuery, PatientRevisionView, PatientView, RecordsLevel, RecordsScope};
+pub use records::{ClinicalScope, PatientQuery, PatientRevisionView, PatientView, RecordsScope};
 
 /// What a use case can answer instead of a result. Every variant maps to one stable
 /// error code on the wire; messages are French and never contain stored values.

@@ -22,7 +22,7 @@ use crate::{Actor, Caller, DeviceStanding, ServiceError, Services};
 
 /// What a capability over a practice's records allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordsLevel {
+pub(crate) enum RecordsLevel {
     /// Identity and contact: any member of the practice (staff included).
     Administrative,
     /// Clinical content and documents: holders and professionals with a validated
@@ -30,16 +30,14 @@ pub enum RecordsLevel {
     Clinical,
 }
 
-/// Proof that the caller may open one practice's records at `level`: a member of that
-/// practice, signed in on an approved device, in a session whose PIN is unlocked (and,
-/// for clinical content, a professional with a validated number). Only
-/// [`Services::authorize_records`] creates it; the records use cases take it and read
-/// the practice id from it.
+/// Proof that the caller may open one practice's records — patients' identity and
+/// contact: a member of that practice, signed in on an approved device, in a session
+/// whose PIN is unlocked. Only [`Services::authorize_records`] creates it; the records
+/// use cases take it and read the practice id from it.
 #[derive(Debug)]
 pub struct RecordsScope {
     practice_id: PracticeId,
     member_id: MemberId,
-    level: RecordsLevel,
     caller: Caller,
 }
 
@@ -48,12 +46,26 @@ impl RecordsScope {
         self.practice_id
     }
 
-    pub fn level(&self) -> RecordsLevel {
-        self.level
-    }
-
     pub fn caller(&self) -> &Caller {
         &self.caller
+    }
+
+    /// The member acting.
+    pub fn member_id(&self) -> MemberId {
+        self.member_id
+    }
+}
+
+/// Proof that the caller may also open clinical content and documents: all of
+/// [`RecordsScope`], and a holder or professional whose RPPS/ADELI number is validated.
+/// Only [`Services::authorize_clinical`] creates it.
+#[derive(Debug)]
+pub struct ClinicalScope(RecordsScope);
+
+impl ClinicalScope {
+    /// The identity-level scope this one includes.
+    pub fn records(&self) -> &RecordsScope {
+        &self.0
     }
 }
 
@@ -166,9 +178,32 @@ fn name_matches(identity: &PatientIdentity, prefix: &str) -> bool {
 }
 
 impl Services {
+    /// The capability over a practice's patients (identity and contact).
+    pub async fn authorize_records(
+        &self,
+        caller: &Caller,
+        token: &str,
+        practice_id: PracticeId,
+    ) -> Result<RecordsScope, ServiceError> {
+        self.records_scope(caller, token, practice_id, RecordsLevel::Administrative)
+            .await
+    }
+
+    /// The capability over a practice's clinical content and documents.
+    pub async fn authorize_clinical(
+        &self,
+        caller: &Caller,
+        token: &str,
+        practice_id: PracticeId,
+    ) -> Result<ClinicalScope, ServiceError> {
+        self.records_scope(caller, token, practice_id, RecordsLevel::Clinical)
+            .await
+            .map(ClinicalScope)
+    }
+
     /// The one authorization function for care records. Every refusal is audited (on the
     /// practice's chain when it exists).
-    pub async fn authorize_records(
+    async fn records_scope(
         &self,
         caller: &Caller,
         token: &str,
@@ -186,7 +221,6 @@ impl Services {
                 Ok(RecordsScope {
                     practice_id,
                     member_id,
-                    level,
                     caller: caller.clone(),
                 })
             }
@@ -256,7 +290,10 @@ impl Services {
     }
 
     /// The practice's current key (made on first use), with its version.
-    async fn practice_key(&self, scope: &RecordsScope) -> Result<(i64, DataKey), ServiceError> {
+    pub(crate) async fn practice_key(
+        &self,
+        scope: &RecordsScope,
+    ) -> Result<(i64, DataKey), ServiceError> {
         let practice_id = scope.practice_id;
         let read = || async {
             self.read(move |tx| Box::pin(async move { tx.practice_keys(practice_id).await }))
@@ -310,7 +347,11 @@ impl Services {
     }
 
     /// Audits an integrity failure and returns the error to answer with.
-    async fn integrity_failure(&self, scope: &RecordsScope, patient: Option<Uuid>) -> ServiceError {
+    pub(crate) async fn integrity_failure(
+        &self,
+        scope: &RecordsScope,
+        patient: Option<Uuid>,
+    ) -> ServiceError {
         let event = self.audit_event(
             &scope.caller,
             carnet_audit::ChainId::Practice(scope.practice_id),
@@ -327,7 +368,31 @@ impl Services {
         }
     }
 
-    /// Opens a patient's key and the identity of one revision.
+    /// Opens a patient's key (wrapped by the practice key); a failure is audited.
+    pub(crate) async fn patient_key(
+        &self,
+        scope: &RecordsScope,
+        practice_key: &DataKey,
+        patient: &PatientRecord,
+    ) -> Result<DataKey, ServiceError> {
+        let opened = u32::try_from(patient.key_version)
+            .ok()
+            .and_then(|version| practice_key.sealing_key(version).ok())
+            .and_then(|wrapping| {
+                DataKey::unwrap(
+                    &wrapping,
+                    &patient.wrapped_key,
+                    patient_key_context(&patient.id),
+                )
+                .ok()
+            });
+        match opened {
+            Some(key) => Ok(key),
+            None => Err(self.integrity_failure(scope, Some(patient.id)).await),
+        }
+    }
+
+    /// Opens the identity of one revision of a patient.
     async fn open_identity(
         &self,
         scope: &RecordsScope,
@@ -335,29 +400,23 @@ impl Services {
         patient: &PatientRecord,
         revision: &PatientRevisionRecord,
     ) -> Result<PatientIdentity, ServiceError> {
-        let opened = (|| {
-            let wrapping = practice_key
-                .sealing_key(u32::try_from(patient.key_version).ok()?)
-                .ok()?;
-            let patient_key = DataKey::unwrap(
-                &wrapping,
-                &patient.wrapped_key,
-                patient_key_context(&patient.id),
-            )
-            .ok()?;
-            let sealing = patient_key.sealing_key(PATIENT_KEY_VERSION).ok()?;
-            let plain = sealing
-                .open(&revision.sealed_identity, revision_context(&revision.id))
-                .ok()?;
-            serde_json::from_slice::<PatientIdentity>(&plain).ok()
-        })();
+        let patient_key = self.patient_key(scope, practice_key, patient).await?;
+        let opened = patient_key
+            .sealing_key(PATIENT_KEY_VERSION)
+            .ok()
+            .and_then(|sealing| {
+                sealing
+                    .open(&revision.sealed_identity, revision_context(&revision.id))
+                    .ok()
+            })
+            .and_then(|plain| serde_json::from_slice::<PatientIdentity>(&plain).ok());
         match opened {
             Some(identity) if revision.patient_id == patient.id => Ok(identity),
             _ => Err(self.integrity_failure(scope, Some(patient.id)).await),
         }
     }
 
-    fn records_event(
+    pub(crate) fn records_event(
         &self,
         scope: &RecordsScope,
         action: Action,
@@ -375,7 +434,7 @@ impl Services {
         )
     }
 
-    fn today(&self) -> Option<BirthDate> {
+    pub(crate) fn today(&self) -> Option<BirthDate> {
         BirthDate::of_unix_millis(self.now().unix_millis())
     }
 

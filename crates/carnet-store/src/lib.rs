@@ -34,7 +34,7 @@ pub use device_certificates::DeviceCertificateRecord;
 pub use devices::{DeviceRecord, GrantRecord, NoticeRecord};
 pub use migrations::MigrationStatus;
 pub use passkeys::{CeremonyRecord, PasskeyRecord};
-pub use patients::{IndexEntry, PatientRecord, PatientRevisionRecord};
+pub use patients::{ClinicalRecord, IndexEntry, PatientRecord, PatientRevisionRecord};
 pub use tx::Tx;
 
 /// What can go wrong in storage. Messages never carry stored values.

@@ -59,6 +59,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "patients",
         include_str!("../migrations/sqlite/0009_patients.sql"),
     ),
+    (
+        10,
+        "clinical content",
+        include_str!("../migrations/sqlite/0010_clinical.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -107,6 +112,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         9,
         "patients",
         include_str!("../migrations/postgres/0009_patients.sql"),
+    ),
+    (
+        10,
+        "clinical content",
+        include_str!("../migrations/postgres/0010_clinical.sql"),
     ),
 ];
 

@@ -30,6 +30,18 @@ pub struct PatientRevisionRecord {
     pub created_by: Uuid,
 }
 
+/// One revision row of a sealed record (identity or clinical content).
+struct SealedRevision<'a> {
+    id: Uuid,
+    /// The patient or the clinical entry.
+    parent: Uuid,
+    practice_id: PracticeId,
+    number: i64,
+    sealed: &'a [u8],
+    created_at: Timestamp,
+    created_by: Uuid,
+}
+
 /// A blind index entry: (field, digest).
 pub type IndexEntry = (&'static str, Vec<u8>);
 
@@ -215,22 +227,41 @@ impl Tx {
         practice_id: PracticeId,
         revision: &PatientRevisionRecord,
     ) -> Result<(), StoreError> {
+        self.insert_sealed_revision(
+            "INSERT INTO patient_revisions (id, patient_id, practice_id, number, \
+             sealed_identity, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            SealedRevision {
+                id: revision.id,
+                parent: revision.patient_id,
+                practice_id,
+                number: revision.number,
+                sealed: &revision.sealed_identity,
+                created_at: revision.created_at,
+                created_by: revision.created_by,
+            },
+        )
+        .await
+    }
+
+    /// Inserts one sealed revision with `sql` (the revision tables share their shape).
+    async fn insert_sealed_revision(
+        &mut self,
+        sql: &'static str,
+        revision: SealedRevision<'_>,
+    ) -> Result<(), StoreError> {
         self.before_write().await?;
         on_tx!(self, |conn| {
-            sqlx::query(
-                "INSERT INTO patient_revisions (id, patient_id, practice_id, number, \
-                 sealed_identity, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(revision.id)
-            .bind(revision.patient_id)
-            .bind(practice_id.as_uuid())
-            .bind(revision.number)
-            .bind(&revision.sealed_identity)
-            .bind(revision.created_at.unix_millis())
-            .bind(revision.created_by)
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::from_write)?;
+            sqlx::query(sql)
+                .bind(revision.id)
+                .bind(revision.parent)
+                .bind(revision.practice_id.as_uuid())
+                .bind(revision.number)
+                .bind(revision.sealed)
+                .bind(revision.created_at.unix_millis())
+                .bind(revision.created_by)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::from_write)?;
         });
         Ok(())
     }
@@ -300,6 +331,156 @@ impl Tx {
                 .execute(&mut *conn)
                 .await?;
             }
+        });
+        Ok(())
+    }
+}
+
+/// A clinical entry (its kind in clear) with one sealed revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClinicalRecord {
+    pub entry_id: Uuid,
+    pub patient_id: Uuid,
+    pub kind: String,
+    pub entry_created_at: Timestamp,
+    pub revision_id: Uuid,
+    pub number: i64,
+    pub sealed_content: Vec<u8>,
+    pub created_at: Timestamp,
+    pub created_by: Uuid,
+}
+
+type ClinicalRow = (Uuid, Uuid, String, i64, Uuid, i64, Vec<u8>, i64, Uuid);
+
+fn clinical_of(row: ClinicalRow) -> ClinicalRecord {
+    let (entry_id, patient_id, kind, entry_created_at, revision_id, number, sealed, at, by) = row;
+    ClinicalRecord {
+        entry_id,
+        patient_id,
+        kind,
+        entry_created_at: Timestamp::from_unix_millis(entry_created_at),
+        revision_id,
+        number,
+        sealed_content: sealed,
+        created_at: Timestamp::from_unix_millis(at),
+        created_by: by,
+    }
+}
+
+const CLINICAL_COLUMNS: &str = "e.id, e.patient_id, e.kind, e.created_at, r.id, r.number, \
+     r.sealed_content, r.created_at, r.created_by \
+     FROM clinical_entries e JOIN clinical_revisions r ON r.entry_id = e.id";
+
+impl Tx {
+    /// Records a new entry and its first revision.
+    pub async fn insert_clinical_entry(
+        &mut self,
+        practice_id: PracticeId,
+        record: &ClinicalRecord,
+    ) -> Result<(), StoreError> {
+        self.before_write().await?;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO clinical_entries (id, practice_id, patient_id, kind, created_at, \
+                 created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(record.entry_id)
+            .bind(practice_id.as_uuid())
+            .bind(record.patient_id)
+            .bind(&record.kind)
+            .bind(record.entry_created_at.unix_millis())
+            .bind(record.created_by)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        self.insert_clinical_revision(practice_id, record).await
+    }
+
+    /// Appends a revision to an entry (a conflict if its number is taken).
+    pub async fn insert_clinical_revision(
+        &mut self,
+        practice_id: PracticeId,
+        record: &ClinicalRecord,
+    ) -> Result<(), StoreError> {
+        self.insert_sealed_revision(
+            "INSERT INTO clinical_revisions (id, entry_id, practice_id, number, \
+             sealed_content, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            SealedRevision {
+                id: record.revision_id,
+                parent: record.entry_id,
+                practice_id,
+                number: record.number,
+                sealed: &record.sealed_content,
+                created_at: record.created_at,
+                created_by: record.created_by,
+            },
+        )
+        .await
+    }
+
+    /// The current revision of each of the patient's entries, oldest entry first.
+    pub async fn clinical_entries(
+        &mut self,
+        practice_id: PracticeId,
+        patient_id: Uuid,
+    ) -> Result<Vec<ClinicalRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {CLINICAL_COLUMNS} WHERE e.practice_id = $1 AND e.patient_id = $2 \
+             AND r.number = (SELECT MAX(number) FROM clinical_revisions WHERE entry_id = e.id) \
+             ORDER BY e.created_at, e.id"
+        );
+        on_tx!(self, |conn| {
+            let rows: Vec<ClinicalRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(practice_id.as_uuid())
+                .bind(patient_id)
+                .fetch_all(&mut *conn)
+                .await?;
+            Ok(rows.into_iter().map(clinical_of).collect())
+        })
+    }
+
+    /// Every revision of one entry of the patient, newest first.
+    pub async fn clinical_revisions(
+        &mut self,
+        practice_id: PracticeId,
+        patient_id: Uuid,
+        entry_id: Uuid,
+    ) -> Result<Vec<ClinicalRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {CLINICAL_COLUMNS} WHERE e.practice_id = $1 AND e.patient_id = $2 \
+             AND e.id = $3 ORDER BY r.number DESC"
+        );
+        on_tx!(self, |conn| {
+            let rows: Vec<ClinicalRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(practice_id.as_uuid())
+                .bind(patient_id)
+                .bind(entry_id)
+                .fetch_all(&mut *conn)
+                .await?;
+            Ok(rows.into_iter().map(clinical_of).collect())
+        })
+    }
+
+    /// Moves the patient's last care date forward to `at` (never back).
+    pub async fn advance_last_care(
+        &mut self,
+        practice_id: PracticeId,
+        patient_id: Uuid,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.before_write().await?;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE patients SET last_care_at = CASE WHEN last_care_at IS NULL \
+                 OR last_care_at < $3 THEN $3 ELSE last_care_at END \
+                 WHERE practice_id = $1 AND id = $2",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(patient_id)
+            .bind(at.unix_millis())
+            .execute(&mut *conn)
+            .await?;
         });
         Ok(())
     }

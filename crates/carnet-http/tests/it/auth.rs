@@ -274,6 +274,73 @@ pub async fn sign_in_with_recovery(test: &TestApp, code: &str) -> String {
     cookie
 }
 
+/// A member added by the holder (`member`: the add-member body), activated with `login`
+/// and signed in with TOTP on this thread's browser (so on an approved device): their
+/// id and session cookie.
+pub async fn member_signed_in(
+    test: &TestApp,
+    holder_cookie: &str,
+    practice: &str,
+    member: Value,
+    login: &str,
+) -> (String, String) {
+    let app = test.anonymous();
+    let (response, bytes) = send(
+        &app,
+        request(
+            "POST",
+            &format!("/api/v1/practices/{practice}/members"),
+            Some(holder_cookie),
+            Some(member),
+        ),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let id = json(&bytes)["id"].as_str().expect("id").to_owned();
+    let (_, bytes) = send(
+        &app,
+        request(
+            "POST",
+            &format!("/api/v1/practices/{practice}/members/{id}/activation-code"),
+            Some(holder_cookie),
+            None,
+        ),
+    )
+    .await;
+    let activation = json!({"code": json(&bytes)["code"], "login": login, "password": PASSWORD});
+    let (response, _) = send(
+        &app,
+        request("POST", "/api/v1/auth/activate", None, Some(activation)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let cookie = cookie_of(&response);
+    let (_, bytes) = send(
+        &app,
+        request("POST", "/api/v1/auth/totp/enrolment", Some(&cookie), None),
+    )
+    .await;
+    let secret =
+        TotpSecret::from_base32(json(&bytes)["secret"].as_str().expect("secret")).expect("base32");
+    let (response, _) = send(
+        &app,
+        request(
+            "POST",
+            "/api/v1/auth/totp",
+            Some(&cookie),
+            Some(json!({"code": secret.code_at(now_seconds(test))})),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    (id, cookie)
+}
+
 pub fn members_uri(practice: PracticeId) -> String {
     format!("/api/v1/practices/{practice}/members")
 }

@@ -6,15 +6,15 @@
 use axum::http::StatusCode;
 use carnet_domain::AdminId;
 use carnet_http::HttpSettings;
-use carnet_service::{Actor, Caller, RecordsLevel, ServiceError};
+use carnet_service::{Actor, Caller, PracticeAction, ProfessionalIdDecision, ServiceError};
 use serde_json::{Value, json};
 
-use crate::auth::{request, sign_in_again, signed_in, signed_in_as};
+use crate::auth::{member_signed_in, request, sign_in_again, signed_in, signed_in_as};
 use crate::support::{TestApp, send, test_app};
 
 const NIR: &str = "255081416802538";
 
-async fn call(
+pub async fn call(
     test: &TestApp,
     method: &str,
     uri: &str,
@@ -29,7 +29,7 @@ async fn call(
 }
 
 /// Shows the holder's PIN and unlocks the care records with it in `cookie`'s session.
-async fn unlock(test: &TestApp, holder: &str, cookie: &str) {
+pub async fn unlock(test: &TestApp, holder: &str, cookie: &str) {
     let (status, shown) = call(test, "GET", "/api/v1/auth/pin", holder, None).await;
     assert_eq!(status, StatusCode::OK, "{shown}");
     let (status, body) = call(
@@ -43,7 +43,7 @@ async fn unlock(test: &TestApp, holder: &str, cookie: &str) {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 }
 
-fn identity(birth_name: &str, first: &str, birth_date: &str) -> Value {
+pub fn identity(birth_name: &str, first: &str, birth_date: &str) -> Value {
     json!({
         "birth_name": birth_name,
         "birth_first_names": [first, "Marie"],
@@ -55,7 +55,7 @@ fn identity(birth_name: &str, first: &str, birth_date: &str) -> Value {
     })
 }
 
-async fn create(test: &TestApp, cookie: &str, practice: &str, body: Value) -> Value {
+pub async fn create(test: &TestApp, cookie: &str, practice: &str, body: Value) -> Value {
     let (status, created) = call(
         test,
         "POST",
@@ -241,8 +241,10 @@ async fn bad_input_creates_nothing_and_every_edit_appends_a_revision() {
     );
 }
 
-/// The patient routes of the API, with `practice` and `patient` filled in.
-fn patient_routes(practice: &str, patient: &str) -> Vec<(&'static str, String)> {
+/// Every care-record route of the API (patients and their clinical entries), with its
+/// ids filled in, and whether it reaches clinical content. A new route under
+/// `/patients` without a case here fails the enumeration.
+fn records_routes(practice: &str, patient: &str, entry: &str) -> Vec<(&'static str, String, bool)> {
     let document = carnet_http::openapi_document();
     let mut routes = Vec::new();
     for (path, item) in &document.paths.paths {
@@ -250,9 +252,11 @@ fn patient_routes(practice: &str, patient: &str) -> Vec<(&'static str, String)> 
         if !path.contains("/patients") || path.ends_with("/access-history") {
             continue;
         }
+        let clinical = path.contains("/entries");
         let uri = path
             .replace("{practice_id}", practice)
-            .replace("{patient_id}", patient);
+            .replace("{patient_id}", patient)
+            .replace("{entry_id}", entry);
         assert!(!uri.contains('{'), "add a case for {path}");
         for (method, present) in [
             ("GET", item.get.is_some()),
@@ -266,28 +270,68 @@ fn patient_routes(practice: &str, patient: &str) -> Vec<(&'static str, String)> 
                 } else {
                     uri.clone()
                 };
-                routes.push((method, uri));
+                routes.push((method, uri, clinical));
             }
         }
     }
     routes
 }
 
-fn body_for(method: &str) -> Option<Value> {
-    match method {
-        "POST" => Some(identity("Legrand", "Paul", "1950-01-02")),
-        "PATCH" => {
+pub fn act() -> Value {
+    json!({"kind": "act", "performed_at": "2026-11-23T08:30", "performer": "Anne Martin",
+           "label": "Pansement simple", "ngap_code": "AMI 2",
+           "vitals": {"temperature_celsius": 37.4, "pain_0_10": 2}})
+}
+
+fn body_for(method: &str, uri: &str) -> Option<Value> {
+    let entries = uri.contains("/entries");
+    match (method, entries) {
+        ("POST", false) => Some(identity("Legrand", "Paul", "1950-01-02")),
+        ("POST", true) => Some(json!({"content": act()})),
+        ("PATCH", false) => {
             Some(json!({"revision": 1, "identity": identity("Legrand", "Paul", "1950-01-02")}))
         }
+        ("PATCH", true) => Some(json!({"revision": 1, "content": act()})),
         _ => None,
     }
 }
 
+/// Validates a member's professional number, as a platform administrator does.
+pub async fn validate(test: &TestApp, practice: &str, member: &str) {
+    let services = &test.state.services;
+    let admin = services
+        .create_platform_admin(&Caller::operator(), "Admin")
+        .await
+        .expect("admin");
+    let scope = services
+        .authorize(
+            &Caller::new(Actor::PlatformAdmin(admin)),
+            practice.parse().expect("id"),
+            PracticeAction::DecideProfessionalId,
+        )
+        .await
+        .expect("scope");
+    services
+        .decide_professional_id(
+            &scope,
+            member.parse().expect("id"),
+            ProfessionalIdDecision::Validate,
+            "RPPS vérifié",
+        )
+        .await
+        .expect("validated");
+}
+
 #[tokio::test]
-async fn patients_open_only_to_members_of_the_practice_with_the_pin_unlocked() {
+#[expect(
+    clippy::too_many_lines,
+    reason = "the whole matrix in one place: every role and condition against every route"
+)]
+async fn care_records_open_by_role_practice_and_pin_and_nothing_else() {
     let test = test_app(HttpSettings::default()).await;
-    let (practice, _, holder, secret, _) = signed_in(&test).await;
-    let practice = practice.to_string();
+    let (practice_id, holder_id, holder, secret, _) = signed_in(&test).await;
+    let practice = practice_id.to_string();
+    validate(&test, &practice, &holder_id.to_string()).await;
     unlock(&test, &holder, &holder).await;
     let patient = create(
         &test,
@@ -296,61 +340,153 @@ async fn patients_open_only_to_members_of_the_practice_with_the_pin_unlocked() {
         identity("Legrand", "Paul", "1950-01-02"),
     )
     .await;
-    let routes = patient_routes(&practice, patient["id"].as_str().expect("id"));
-    assert_eq!(routes.len(), 5, "{routes:?}");
+    let patient_id = patient["id"].as_str().expect("id");
+    let (status, entry) = call(
+        &test,
+        "POST",
+        &format!("/api/v1/practices/{practice}/patients/{patient_id}/entries"),
+        &holder,
+        Some(json!({"content": act()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{entry}");
+    let routes = records_routes(&practice, patient_id, entry["id"].as_str().expect("id"));
+    assert_eq!(routes.len(), 9, "{routes:?}");
 
-    // The holder of another practice (PIN unlocked there): nothing here.
-    let (other_practice, _, other, _, _) = signed_in_as(&test, "paul.durand@example.fr").await;
+    // The practice's other members, each signed in with the PIN unlocked.
+    let member = |role: &str, name: &str, phone: &str, rpps: Option<&str>| {
+        let mut body = json!({"name": name, "role": role, "phone": phone});
+        if let Some(rpps) = rpps {
+            body["professional_id_kind"] = json!("rpps");
+            body["professional_id_number"] = json!(rpps);
+        }
+        body
+    };
+    let (validated_id, validated) = member_signed_in(
+        &test,
+        &holder,
+        &practice,
+        member(
+            "professional",
+            "Paul Roux",
+            "0644444444",
+            Some("10000010008"),
+        ),
+        "paul.roux@example.fr",
+    )
+    .await;
+    validate(&test, &practice, &validated_id).await;
+    let (_, unvalidated) = member_signed_in(
+        &test,
+        &holder,
+        &practice,
+        member(
+            "professional",
+            "Jeanne Noir",
+            "0655555555",
+            Some("10000010016"),
+        ),
+        "jeanne.noir@example.fr",
+    )
+    .await;
+    let (_, staff) = member_signed_in(
+        &test,
+        &holder,
+        &practice,
+        member("staff", "Léa Petit", "0633333333", None),
+        "lea.petit@example.fr",
+    )
+    .await;
+    for session in [&validated, &unvalidated, &staff] {
+        unlock(&test, &holder, session).await;
+    }
+    // The holder of another practice (PIN unlocked there).
+    let (_, _, other, _, _) = signed_in_as(&test, "paul.durand@example.fr").await;
     unlock(&test, &other, &other).await;
-    assert_ne!(other_practice.to_string(), practice);
-    // The same holder after signing in again: the new session has no PIN yet.
+    // The holder again, in a new session: no PIN typed yet.
     test.clock.advance_millis(31_000);
     let relocked = sign_in_again(&test, &secret).await;
-    for (method, uri) in &routes {
-        let (status, body) = call(&test, method, uri, &other, body_for(method)).await;
-        assert_eq!(
-            status,
-            StatusCode::FORBIDDEN,
-            "other practice: {method} {uri}"
-        );
-        assert_eq!(body["error"]["code"], "forbidden");
-        let (status, body) = call(&test, method, uri, &relocked, body_for(method)).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "no PIN: {method} {uri}");
-        assert_eq!(body["error"]["code"], "pin_required", "{method} {uri}");
+
+    // (who, session, administrative allowed, clinical allowed, refusal code)
+    let cases = [
+        ("holder, validated", &holder, true, true, ""),
+        ("professional, validated", &validated, true, true, ""),
+        (
+            "professional, not validated",
+            &unvalidated,
+            true,
+            false,
+            "forbidden",
+        ),
+        ("staff", &staff, true, false, "forbidden"),
+        (
+            "holder, PIN not typed",
+            &relocked,
+            false,
+            false,
+            "pin_required",
+        ),
+        (
+            "holder of another practice",
+            &other,
+            false,
+            false,
+            "forbidden",
+        ),
+    ];
+    for (who, session, administrative, clinical, refusal) in cases {
+        for (method, uri, is_clinical) in &routes {
+            let allowed = if *is_clinical {
+                clinical
+            } else {
+                administrative
+            };
+            let (status, body) = call(&test, method, uri, session, body_for(method, uri)).await;
+            if allowed {
+                assert!(
+                    !matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+                        && !status.is_server_error(),
+                    "{who}: {method} {uri} should pass: {status} {body}"
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{who}: {method} {uri}: {body}"
+                );
+                assert_eq!(body["error"]["code"], refusal, "{who}: {method} {uri}");
+            }
+        }
     }
-    // The platform side never obtains the capability, whatever session it presents (an
-    // administrator has no session in a practice: the capability function is asked
+
+    // The platform side never obtains either capability, whatever session it presents
+    // (an administrator has no session in a practice: the capability functions are asked
     // directly, with the holder's unlocked session).
     for actor in [
         Actor::PlatformAdmin(AdminId::from_uuid(uuid::Uuid::from_u128(7))),
         Actor::Operator,
     ] {
-        for level in [RecordsLevel::Administrative, RecordsLevel::Clinical] {
-            let refused = test
-                .state
-                .services
-                .authorize_records(
-                    &Caller::new(actor.clone()),
-                    &holder,
-                    practice.parse().expect("id"),
-                    level,
-                )
-                .await;
-            assert!(
-                matches!(refused, Err(ServiceError::Forbidden)),
-                "{actor:?} {level:?}: {refused:?}"
-            );
-        }
-    }
-    // With the PIN, the holder passes on every route.
-    for (method, uri) in &routes {
-        let (status, body) = call(&test, method, uri, &holder, body_for(method)).await;
-        assert!(status.is_success(), "{method} {uri}: {status} {body}");
+        let services = &test.state.services;
+        let caller = Caller::new(actor.clone());
+        let records = services
+            .authorize_records(&caller, &holder, practice_id)
+            .await;
+        assert!(
+            matches!(records, Err(ServiceError::Forbidden)),
+            "{actor:?}: {records:?}"
+        );
+        let clinical = services
+            .authorize_clinical(&caller, &holder, practice_id)
+            .await;
+        assert!(
+            matches!(clinical, Err(ServiceError::Forbidden)),
+            "{actor:?}: {clinical:?}"
+        );
     }
 }
 
 /// Every file of the test's SQLite database (main file and WAL), as bytes.
-fn database_bytes(test: &TestApp) -> Vec<u8> {
+pub fn database_bytes(test: &TestApp) -> Vec<u8> {
     let mut bytes = Vec::new();
     for name in ["db.sqlite3", "db.sqlite3-wal"] {
         if let Ok(content) = std::fs::read(test.dir.path().join(name)) {

@@ -3,12 +3,11 @@
 //! the third wrong PIN ends the session and alerts the holders.
 
 use axum::http::StatusCode;
-use carnet_crypto::TotpSecret;
 use carnet_http::HttpSettings;
 use carnet_service::Caller;
 use serde_json::{Value, json};
 
-use crate::auth::{cookie_of, request, signed_in};
+use crate::auth::{member_signed_in, request, signed_in};
 use crate::support::{TestApp, json, send, test_app};
 
 const PASSWORD: &str = "Tilleul-Marée-42-Orage!";
@@ -25,52 +24,18 @@ async fn call(
     (response.status(), value)
 }
 
-/// A staff member of the holder's practice, activated and signed in with TOTP on the
-/// same browser (so on an approved device): their session cookie.
+/// A staff member of the holder's practice, signed in on the same browser.
 async fn staff_member(test: &TestApp, holder_cookie: &str, practice: &str) -> String {
     let member = json!({"name": "Léa Petit", "role": "staff", "phone": "0633333333"});
-    let (status, created) = call(
+    member_signed_in(
         test,
-        "POST",
-        &format!("/api/v1/practices/{practice}/members"),
         holder_cookie,
-        Some(member),
+        practice,
+        member,
+        "lea.petit@example.fr",
     )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().expect("id");
-    let (_, code) = call(
-        test,
-        "POST",
-        &format!("/api/v1/practices/{practice}/members/{id}/activation-code"),
-        holder_cookie,
-        None,
-    )
-    .await;
-    let activation =
-        json!({"code": code["code"], "login": "lea.petit@example.fr", "password": PASSWORD});
-    let (response, _) = send(
-        &test.anonymous(),
-        request("POST", "/api/v1/auth/activate", None, Some(activation)),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let cookie = cookie_of(&response);
-    let (_, enrolment) = call(test, "POST", "/api/v1/auth/totp/enrolment", &cookie, None).await;
-    let secret =
-        TotpSecret::from_base32(enrolment["secret"].as_str().expect("secret")).expect("base32");
-    let now = u64::try_from(carnet_domain::Clock::now(test.clock.as_ref()).unix_millis() / 1000)
-        .expect("positive");
-    let (status, _) = call(
-        test,
-        "POST",
-        "/api/v1/auth/totp",
-        &cookie,
-        Some(json!({"code": secret.code_at(now)})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    cookie
+    .await
+    .1
 }
 
 #[tokio::test]
