@@ -21,6 +21,7 @@ mod middleware;
 mod pages;
 mod pages_auth;
 mod pages_passkeys;
+mod pages_records;
 mod passkeys;
 mod patients;
 mod pin;
@@ -166,6 +167,31 @@ pub fn routes(state: AppState) -> Router {
             get(pages_auth::activation_form).post(pages_auth::activation_submit),
         )
         .route("/espace", get(pages_auth::space))
+        .route("/cabinets/{practice_id}/patients", get(pages_records::list))
+        .route(
+            "/cabinets/{practice_id}/nouveau-patient",
+            get(pages_records::new_form).post(pages_records::create),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}",
+            get(pages_records::show),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}/modifier",
+            get(pages_records::edit_form).post(pages_records::edit),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}/historique",
+            get(pages_records::history),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}/actes",
+            axum::routing::post(pages_records::add_act),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}/transmissions",
+            axum::routing::post(pages_records::add_note),
+        )
         .route(
             "/mot-de-passe",
             get(pages_auth::password_change_form).post(pages_auth::password_change_submit),

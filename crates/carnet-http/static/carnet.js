@@ -129,3 +129,13 @@ for (const form of document.querySelectorAll("form[data-passkey=register]")) {
     }
   });
 }
+
+// A date-and-time field marked `data-now` starts at this device's local time (a care act
+// is usually entered as it is done); the person can change it.
+for (const input of document.querySelectorAll("input[data-now]")) {
+  if (!input.value) {
+    const now = new Date();
+    now.setMinutes(now.getMinutes() - now.getTimezoneOffset());
+    input.value = now.toISOString().slice(0, 16);
+  }
+}

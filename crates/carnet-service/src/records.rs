@@ -289,6 +289,42 @@ impl Services {
         Ok(None)
     }
 
+    /// Whether the member holding `scope` would get the clinical capability (their role
+    /// and validated number; not audited: pages use it to show or hide the clinical
+    /// part, then ask [`Services::authorize_clinical`], which is).
+    pub async fn clinical_allowed(&self, scope: &RecordsScope) -> Result<bool, ServiceError> {
+        let Actor::Member { role, .. } = scope.caller.actor else {
+            return Ok(false);
+        };
+        if role == Role::Staff {
+            return Ok(false);
+        }
+        let (practice_id, member_id) = (scope.practice_id, scope.member_id);
+        let member = self
+            .read(move |tx| Box::pin(async move { tx.member(practice_id, member_id).await }))
+            .await?;
+        Ok(member.is_some_and(|member| {
+            member.professional_id_state.status() == ProfessionalIdStatus::Validated
+        }))
+    }
+
+    /// The name of the member acting (for "performed by" on a care act).
+    pub async fn member_name(&self, caller: &Caller) -> Result<String, ServiceError> {
+        let Actor::Member {
+            practice_id,
+            member_id,
+            ..
+        } = caller.actor
+        else {
+            return Err(ServiceError::Forbidden);
+        };
+        let member = self
+            .read(move |tx| Box::pin(async move { tx.member(practice_id, member_id).await }))
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        Ok(member.name.as_str().to_owned())
+    }
+
     /// The practice's current key (made on first use), with its version.
     pub(crate) async fn practice_key(
         &self,

@@ -9,6 +9,7 @@ mod device_certificates;
 mod devices;
 mod generated;
 mod middleware;
+mod pages_records;
 mod passkeys;
 mod patients;
 mod pin;
