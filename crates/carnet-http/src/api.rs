@@ -81,6 +81,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::clinical::timeline, crate::clinical::add))
         .routes(routes!(crate::clinical::revise))
         .routes(routes!(crate::clinical::history))
+        .routes(routes!(crate::documents::add, crate::documents::list))
+        .routes(routes!(
+            crate::documents::add_version,
+            crate::documents::versions
+        ))
+        .routes(routes!(crate::documents::content))
         .routes(routes!(crate::pin::show))
         .routes(routes!(crate::pin::regenerate))
         .routes(routes!(crate::pin::unlock))

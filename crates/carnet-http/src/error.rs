@@ -162,6 +162,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden | ServiceError::AccountLocked | ServiceError::PinRequired => {
                 StatusCode::FORBIDDEN
             }
+            ServiceError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::Integrity => {
                 tracing::error!("a sealed value failed to open (integrity failure, audited)");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -15,6 +15,7 @@ mod auth;
 mod clinical;
 mod device_certificates;
 mod devices;
+mod documents;
 mod error;
 mod limiter;
 mod middleware;
@@ -56,6 +57,8 @@ pub struct HttpSettings {
     pub blur_after: Duration,
     /// Inactivity before the session locks (the pages reload then, showing the lock).
     pub idle_lock: Duration,
+    /// The largest document accepted, in bytes (uploads are streamed, not buffered).
+    pub document_max_bytes: u64,
 }
 
 impl Default for HttpSettings {
@@ -67,6 +70,7 @@ impl Default for HttpSettings {
             trusted_proxies: Vec::new(),
             blur_after: Duration::from_mins(2),
             idle_lock: Duration::from_mins(15),
+            document_max_bytes: 20 * 1024 * 1024,
         }
     }
 }

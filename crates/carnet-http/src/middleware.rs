@@ -52,7 +52,11 @@ pub fn with_middleware(router: Router, settings: &HttpSettings) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
         ))
-        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
+        // Bodies read whole (JSON, forms) stop at `body_limit_bytes`; document uploads
+        // are streamed, and their own limit is checked as they arrive.
+        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes.max(
+            usize::try_from(settings.document_max_bytes).unwrap_or(usize::MAX),
+        )))
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
         // Outside the layers above, so their bare 408/413 answers get the envelope too.
         .layer(axum::middleware::map_response(envelope_for_bare_errors));

@@ -52,7 +52,7 @@ fn care_day(content: &ClinicalContent) -> Option<Timestamp> {
 
 impl Services {
     /// The patient (of the scope's practice) and its opened key.
-    async fn patient_with_key(
+    pub(crate) async fn patient_with_key(
         &self,
         scope: &RecordsScope,
         patient_id: Uuid,

@@ -12,6 +12,7 @@ mod auth;
 mod clinical;
 mod device_certificates;
 mod devices;
+mod documents;
 mod instance;
 mod passkeys;
 mod pin;
@@ -31,6 +32,7 @@ pub use auth::{AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEn
 pub use clinical::ClinicalView;
 pub use device_certificates::{CertificatePickup, CertificateStatus, DEVICE_CERTIFICATE_DAYS};
 pub use devices::{DeviceBinding, DeviceDecision, DeviceStanding, DeviceSummary, browser_summary};
+pub use documents::{Blobs, DocumentContent, DocumentView, MediaType};
 pub use instance::{InstanceKeyCheck, Readiness};
 pub use passkeys::{
     PasskeyChallenge, PasskeyRegistered, PasskeySettings, PasskeySignedIn, PasskeySummary,
@@ -75,6 +77,9 @@ pub enum ServiceError {
     /// Wait before trying again.
     #[error("Trop de tentatives : réessayez dans {retry_after_seconds} secondes.")]
     TooManyAttempts { retry_after_seconds: i64 },
+    /// An upload is larger than allowed.
+    #[error("Fichier trop volumineux : {max_bytes} octets au plus.")]
+    TooLarge { max_bytes: u64 },
     /// The care records are locked in this session: the practice PIN is due.
     #[error("Saisissez le code PIN du cabinet pour ouvrir les dossiers de soins.")]
     PinRequired,
@@ -113,6 +118,7 @@ impl ServiceError {
             Self::AccountLocked => "account_locked",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::PinRequired => "pin_required",
+            Self::TooLarge { .. } => "payload_too_large",
             Self::Integrity => "integrity_failure",
         }
     }
@@ -150,6 +156,8 @@ pub struct Services {
     store: Store,
     committer: GroupCommitter,
     auth: auth::SharedAuthKit,
+    /// Where documents are kept (none: documents are unavailable).
+    blobs: Option<Arc<documents::Blobs>>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
 }
@@ -179,6 +187,7 @@ impl Services {
         Self {
             committer: GroupCommitter::start(store.clone(), Self::GROUP_COMMIT_BATCH),
             auth: Arc::new(auth),
+            blobs: None,
             store,
             clock,
             random,

@@ -64,6 +64,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "clinical content",
         include_str!("../migrations/sqlite/0010_clinical.sql"),
     ),
+    (
+        11,
+        "documents",
+        include_str!("../migrations/sqlite/0011_documents.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -117,6 +122,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         10,
         "clinical content",
         include_str!("../migrations/postgres/0010_clinical.sql"),
+    ),
+    (
+        11,
+        "documents",
+        include_str!("../migrations/postgres/0011_documents.sql"),
     ),
 ];
 

@@ -73,6 +73,7 @@ pub struct Config {
     pub session_lifetime_hours: u32,
     pub blur_after_seconds: u32,
     pub body_limit_bytes: u64,
+    pub document_max_bytes: u64,
     pub request_timeout_seconds: u32,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -105,6 +106,7 @@ impl Default for Config {
             session_lifetime_hours: 12,
             blur_after_seconds: 120,
             body_limit_bytes: 1024 * 1024,
+            document_max_bytes: 20 * 1024 * 1024,
             request_timeout_seconds: 30,
             log_filter: "info".into(),
             log_format: LogFormat::Text,
@@ -327,6 +329,14 @@ pub const FIELDS: &[Field] = &[
         example: None,
     },
     Field {
+        key: "document_max_bytes",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "Largest document (PDF, JPEG, PNG) accepted in a care record, in bytes\n\
+              (1 MiB to 1 GiB). Documents are encrypted and kept in <data_dir>/blobs.",
+        example: None,
+    },
+    Field {
         key: "request_timeout_seconds",
         kind: Kind::Integer,
         secret: false,
@@ -406,6 +416,55 @@ impl Config {
     }
 
     /// The checks on values (ranges, consistency, the TLS rule).
+    /// The numeric keys with their value and limits: (key, value, smallest, largest).
+    fn ranges(&self) -> [(&'static str, u64, u64, u64); 8] {
+        [
+            ("idle_lock_minutes", self.idle_lock_minutes.into(), 1, 30),
+            (
+                "admin_password_max_age_days",
+                self.admin_password_max_age_days.into(),
+                1,
+                3650,
+            ),
+            (
+                "member_password_max_age_days",
+                self.member_password_max_age_days.into(),
+                0,
+                3650,
+            ),
+            (
+                "session_lifetime_hours",
+                self.session_lifetime_hours.into(),
+                1,
+                12,
+            ),
+            (
+                "blur_after_seconds",
+                self.blur_after_seconds.into(),
+                10,
+                u64::from(self.idle_lock_minutes) * 60,
+            ),
+            (
+                "body_limit_bytes",
+                self.body_limit_bytes,
+                1024,
+                64 * 1024 * 1024,
+            ),
+            (
+                "document_max_bytes",
+                self.document_max_bytes,
+                1024 * 1024,
+                1024 * 1024 * 1024,
+            ),
+            (
+                "request_timeout_seconds",
+                self.request_timeout_seconds.into(),
+                1,
+                300,
+            ),
+        ]
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         let in_range = |key: &str, value: u64, min: u64, max: u64| {
             if (min..=max).contains(&value) {
@@ -416,43 +475,10 @@ impl Config {
                 )))
             }
         };
-        in_range("idle_lock_minutes", self.idle_lock_minutes.into(), 1, 30)?;
-        in_range(
-            "admin_password_max_age_days",
-            self.admin_password_max_age_days.into(),
-            1,
-            3650,
-        )?;
-        in_range(
-            "member_password_max_age_days",
-            self.member_password_max_age_days.into(),
-            0,
-            3650,
-        )?;
-        in_range(
-            "session_lifetime_hours",
-            self.session_lifetime_hours.into(),
-            1,
-            12,
-        )?;
-        in_range(
-            "blur_after_seconds",
-            self.blur_after_seconds.into(),
-            10,
-            u64::from(self.idle_lock_minutes) * 60,
-        )?;
-        in_range(
-            "body_limit_bytes",
-            self.body_limit_bytes,
-            1024,
-            64 * 1024 * 1024,
-        )?;
-        in_range(
-            "request_timeout_seconds",
-            self.request_timeout_seconds.into(),
-            1,
-            300,
-        )?;
+        let ranges = self.ranges();
+        for (key, value, min, max) in ranges {
+            in_range(key, value, min, max)?;
+        }
         let address = self.listen_address()?;
         self.trusted_proxy_addresses()?;
         if self.tls == TlsMode::Files

@@ -114,7 +114,12 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
         .with_auth(config.auth_settings(), &key)
         .map_err(|error| {
             CliError::refusal(format!("paramètres d'authentification refusés ({error})"))
-        })?;
+        })?
+        .with_blobs(
+            carnet_service::Blobs::local(&data_dir.join("blobs")).map_err(|error| {
+                CliError::refusal(format!("dossier des documents inaccessible ({error})"))
+            })?,
+        );
     match services.check_instance_key(&key).await {
         Ok(InstanceKeyCheck::Matches | InstanceKeyCheck::Recorded) => {}
         Ok(InstanceKeyCheck::Mismatch) => {

@@ -48,6 +48,7 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
     let settings = HttpSettings {
         https: config.serves_https(),
         body_limit_bytes: usize::try_from(config.body_limit_bytes).unwrap_or(usize::MAX),
+        document_max_bytes: config.document_max_bytes,
         request_timeout: Duration::from_secs(config.request_timeout_seconds.into()),
         trusted_proxies: config.trusted_proxy_addresses()?,
         blur_after: Duration::from_secs(config.blur_after_seconds.into()),

@@ -7,6 +7,7 @@ mod auth;
 mod clinical;
 mod device_certificates;
 mod devices;
+mod documents;
 mod generated;
 mod middleware;
 mod pages_records;

@@ -244,7 +244,12 @@ async fn bad_input_creates_nothing_and_every_edit_appends_a_revision() {
 /// Every care-record route of the API (patients and their clinical entries), with its
 /// ids filled in, and whether it reaches clinical content. A new route under
 /// `/patients` without a case here fails the enumeration.
-fn records_routes(practice: &str, patient: &str, entry: &str) -> Vec<(&'static str, String, bool)> {
+fn records_routes(
+    practice: &str,
+    patient: &str,
+    entry: &str,
+    document_id: &str,
+) -> Vec<(&'static str, String, bool)> {
     let document = carnet_http::openapi_document();
     let mut routes = Vec::new();
     for (path, item) in &document.paths.paths {
@@ -252,11 +257,12 @@ fn records_routes(practice: &str, patient: &str, entry: &str) -> Vec<(&'static s
         if !path.contains("/patients") || path.ends_with("/access-history") {
             continue;
         }
-        let clinical = path.contains("/entries");
+        let clinical = path.contains("/entries") || path.contains("/documents");
         let uri = path
             .replace("{practice_id}", practice)
             .replace("{patient_id}", patient)
-            .replace("{entry_id}", entry);
+            .replace("{entry_id}", entry)
+            .replace("{document_id}", document_id);
         assert!(!uri.contains('{'), "add a case for {path}");
         for (method, present) in [
             ("GET", item.get.is_some()),
@@ -267,6 +273,8 @@ fn records_routes(practice: &str, patient: &str, entry: &str) -> Vec<(&'static s
             if present {
                 let uri = if method == "GET" && path.ends_with("/patients") {
                     format!("{uri}?name=leg")
+                } else if method == "POST" && path.contains("/documents") {
+                    format!("{uri}?name=document.pdf")
                 } else {
                     uri.clone()
                 };
@@ -350,8 +358,41 @@ async fn care_records_open_by_role_practice_and_pin_and_nothing_else() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{entry}");
-    let routes = records_routes(&practice, patient_id, entry["id"].as_str().expect("id"));
-    assert_eq!(routes.len(), 9, "{routes:?}");
+    let document = test
+        .state
+        .services
+        .upload_document(
+            &test
+                .state
+                .services
+                .authorize_clinical(
+                    &Caller::new(Actor::Member {
+                        practice_id,
+                        member_id: holder_id,
+                        role: carnet_domain::Role::Holder,
+                    }),
+                    &holder,
+                    practice_id,
+                )
+                .await
+                .expect("scope"),
+            patient_id.parse().expect("id"),
+            None,
+            "ordonnance.pdf",
+            futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
+                bytes::Bytes::from_static(b"%PDF-1.7 ordonnance"),
+            )]),
+            1_000_000,
+        )
+        .await
+        .expect("document");
+    let routes = records_routes(
+        &practice,
+        patient_id,
+        entry["id"].as_str().expect("id"),
+        &document.id.to_string(),
+    );
+    assert_eq!(routes.len(), 14, "{routes:?}");
 
     // The practice's other members, each signed in with the PIN unlocked.
     let member = |role: &str, name: &str, phone: &str, rpps: Option<&str>| {

@@ -35,7 +35,8 @@ pub async fn test_app_with_auth(
     let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(
         1_795_429_020_000,
     )));
-    let mut services = Services::new(store.clone(), clock.clone(), Arc::new(SystemRandom));
+    let mut services = Services::new(store.clone(), clock.clone(), Arc::new(SystemRandom))
+        .with_blobs(carnet_service::Blobs::local(&dir.path().join("blobs")).expect("blobs"));
     if let Some(auth) = auth {
         let key = carnet_crypto::InstanceKey::generate(&SystemRandom).expect("key");
         services = services

@@ -1,0 +1,264 @@
+//! Documents over HTTP (ADR 0010): uploaded as raw bytes, typed from their content,
+//! encrypted chunk by chunk into the blob directory, versioned, downloaded whole and
+//! verified (a flipped bit or a cut-off file is refused and audited), audited on every
+//! download; nothing of them in clear in the blob directory or the database.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use carnet_http::HttpSettings;
+use serde_json::{Value, json};
+
+use crate::auth::{member_signed_in, request, signed_in};
+use crate::patients::{call, create, identity, unlock, validate};
+use crate::support::{TestApp, send, test_app};
+
+/// A validated holder with the PIN unlocked and one patient: (cookie, documents URI).
+async fn setup(test: &TestApp) -> (String, String, String) {
+    let (practice, holder_id, holder, _, _) = signed_in(test).await;
+    let practice = practice.to_string();
+    validate(test, &practice, &holder_id.to_string()).await;
+    unlock(test, &holder, &holder).await;
+    let patient = create(
+        test,
+        &holder,
+        &practice,
+        identity("Legrand", "Paul", "1950-01-02"),
+    )
+    .await;
+    let uri = format!(
+        "/api/v1/practices/{practice}/patients/{}/documents",
+        patient["id"].as_str().expect("id")
+    );
+    (holder, uri, practice)
+}
+
+async fn upload(
+    test: &TestApp,
+    cookie: &str,
+    uri: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
+    let (mut parts, _) =
+        request("POST", &format!("{uri}?name={name}"), Some(cookie), None).into_parts();
+    parts
+        .headers
+        .insert("content-type", "application/pdf".parse().expect("header"));
+    let (response, body) = send(
+        &test.anonymous(),
+        Request::from_parts(parts, Body::from(bytes)),
+    )
+    .await;
+    (
+        response.status(),
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+async fn download(test: &TestApp, cookie: &str, uri: &str) -> (StatusCode, String, Vec<u8>) {
+    let (response, body) = send(&test.anonymous(), request("GET", uri, Some(cookie), None)).await;
+    let media_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().expect("ASCII").to_owned())
+        .unwrap_or_default();
+    (response.status(), media_type, body)
+}
+
+/// A PDF of `size` bytes carrying `marker` (several encrypted chunks when large).
+fn pdf(marker: &str, size: usize) -> Vec<u8> {
+    let mut bytes = format!("%PDF-1.7\n% {marker}\n").into_bytes();
+    let mut state: u32 = 7;
+    while bytes.len() < size {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        bytes.push((state >> 16) as u8);
+    }
+    bytes
+}
+
+fn blob_files(test: &TestApp) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(test.dir.path().join("blobs"))
+        .expect("blob directory")
+        .map(|entry| entry.expect("entry").path())
+        .collect()
+}
+
+#[tokio::test]
+async fn documents_are_typed_by_content_versioned_and_come_back_identical() {
+    let test = test_app(HttpSettings::default()).await;
+    let (holder, uri, _) = setup(&test).await;
+    let original = pdf("Wqzcanari-bilan", 200_000);
+    let (status, first) = upload(&test, &holder, &uri, "bilan-sanguin.pdf", original.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["media_type"], "application/pdf");
+    assert_eq!(first["size"], 200_000);
+    assert_eq!(first["version"], 1);
+    let document = format!("{uri}/{}", first["id"].as_str().expect("id"));
+
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&[7; 1000]);
+    let (status, second) = upload(
+        &test,
+        &holder,
+        &format!("{document}/versions"),
+        "bilan-sanguin.png",
+        png.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["version"], 2);
+    assert_eq!(
+        second["media_type"], "image/png",
+        "the type comes from the content, not the header"
+    );
+
+    let (status, listed) = call(&test, "GET", &uri, &holder, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        listed.as_array().expect("list").len(),
+        1,
+        "one document, at its current version"
+    );
+    assert_eq!(listed[0]["version"], 2);
+    let (_, versions) = call(&test, "GET", &format!("{document}/versions"), &holder, None).await;
+    assert_eq!(versions.as_array().expect("versions").len(), 2);
+
+    let (status, media_type, bytes) =
+        download(&test, &holder, &format!("{document}/content")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(media_type, "image/png");
+    assert_eq!(bytes, png);
+    let (status, media_type, bytes) =
+        download(&test, &holder, &format!("{document}/content?version=1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(media_type, "application/pdf");
+    assert!(bytes == original, "version 1, byte for byte");
+
+    // Nothing in clear: not the content, not the name, in the blobs or the database.
+    let mut stored = crate::patients::database_bytes(&test);
+    for path in blob_files(&test) {
+        stored.extend(std::fs::read(path).expect("blob"));
+    }
+    let contains = |needle: &[u8]| stored.windows(needle.len()).any(|window| window == needle);
+    for marker in [
+        &b"Wqzcanari-bilan"[..],
+        b"bilan-sanguin",
+        b"%PDF-1.7",
+        &original[5_000..5_032],
+    ] {
+        assert!(
+            !contains(marker),
+            "{} found in clear",
+            String::from_utf8_lossy(marker)
+        );
+    }
+
+    // Every download is in the audit trail.
+    let practice = uri.split('/').nth(4).expect("practice");
+    let (_, events) = call(
+        &test,
+        "GET",
+        &format!("/api/v1/practices/{practice}/audit-events?action=document_downloaded"),
+        &holder,
+        None,
+    )
+    .await;
+    let count = events["events"]
+        .as_array()
+        .or_else(|| events.as_array())
+        .map_or(0, Vec::len);
+    assert_eq!(count, 2);
+}
+
+#[tokio::test]
+async fn refused_uploads_keep_nothing() {
+    let settings = HttpSettings {
+        document_max_bytes: 100_000,
+        ..HttpSettings::default()
+    };
+    let test = test_app(settings).await;
+    let (holder, uri, practice) = setup(&test).await;
+    for (bytes, expected, code) in [
+        (
+            b"<html>hello</html>".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            Vec::new(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            pdf("x", 150_000),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+    ] {
+        let (status, body) = upload(&test, &holder, &uri, "fichier.pdf", bytes).await;
+        assert_eq!(status, expected, "{body}");
+        assert_eq!(body["error"]["code"], code);
+    }
+    assert!(
+        blob_files(&test).is_empty(),
+        "no blob left behind: {:?}",
+        blob_files(&test)
+    );
+    let (_, listed) = call(&test, "GET", &uri, &holder, None).await;
+    assert_eq!(listed, json!([]));
+
+    // Staff: no documents at all.
+    let staff_body = json!({"name": "Léa Petit", "role": "staff", "phone": "0633333333"});
+    let (_, staff) = member_signed_in(
+        &test,
+        &holder,
+        &practice,
+        staff_body,
+        "lea.petit@example.fr",
+    )
+    .await;
+    unlock(&test, &holder, &staff).await;
+    let (status, _) = upload(&test, &staff, &uri, "fichier.pdf", pdf("x", 1000)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(&test, "GET", &uri, &staff, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_altered_or_cut_off_blob_is_refused_and_audited() {
+    let test = test_app(HttpSettings::default()).await;
+    let (holder, uri, practice) = setup(&test).await;
+    let (_, first) = upload(&test, &holder, &uri, "radio.pdf", pdf("m", 150_000)).await;
+    let content = format!("{uri}/{}/content", first["id"].as_str().expect("id"));
+    let [blob] = blob_files(&test).try_into().expect("one blob");
+    let original = std::fs::read(&blob).expect("blob");
+
+    let mut flipped = original.clone();
+    flipped[70_000] ^= 0x10;
+    std::fs::write(&blob, &flipped).expect("flip");
+    let (status, _, body) = download(&test, &holder, &content).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(String::from_utf8_lossy(&body).contains("integrity_failure"));
+
+    // Cut after the first full chunk: the rest is gone, and that is seen.
+    std::fs::write(&blob, &original[..65_536 + 33]).expect("cut");
+    let (status, _, _) = download(&test, &holder, &content).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+
+    std::fs::write(&blob, &original).expect("restore");
+    let (status, _, _) = download(&test, &holder, &content).await;
+    assert_eq!(status, StatusCode::OK, "restored, it opens again");
+    let (_, events) = call(
+        &test,
+        "GET",
+        &format!("/api/v1/practices/{practice}/audit-events?action=integrity_failure"),
+        &holder,
+        None,
+    )
+    .await;
+    let count = events["events"]
+        .as_array()
+        .or_else(|| events.as_array())
+        .map_or(0, Vec::len);
+    assert_eq!(count, 2);
+}

@@ -1,0 +1,557 @@
+//! Documents of the care records (ADR 0010): exam results, prescriptions, photos,
+//! letters. Each version gets its own key (wrapped by the patient key), its bytes are
+//! encrypted in 64 KiB chunks (AES-256-GCM, the chunk's index and whether it is the last
+//! bound into each tag, so chunks cannot be reordered, dropped or cut off) and streamed
+//! to the blob store under a random name; the file name, type and size are sealed in the
+//! database. The type is sniffed from the content (PDF, JPEG, PNG), never taken from the
+//! client. A download is audited, and its every chunk verified before a byte is served.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use carnet_audit::{Action, Outcome, Targets};
+use carnet_crypto::{DataKey, SealContext, SealingKey};
+use carnet_store::{DocumentVersionRecord, StoreError};
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt as _;
+use uuid::Uuid;
+
+use crate::records::ClinicalScope;
+use crate::{RecordsScope, ServiceError, Services};
+
+/// Plaintext bytes per encrypted chunk.
+const CHUNK: usize = 64 * 1024;
+const TAG: usize = 16;
+/// Document keys seal their chunks and metadata as version 1.
+const DOCUMENT_KEY_VERSION: u32 = 1;
+
+/// The kinds of file a document may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MediaType {
+    #[serde(rename = "application/pdf")]
+    Pdf,
+    #[serde(rename = "image/jpeg")]
+    Jpeg,
+    #[serde(rename = "image/png")]
+    Png,
+}
+
+impl MediaType {
+    /// The type of a file from its first bytes, if it is one Carnet keeps.
+    pub fn sniff(head: &[u8]) -> Option<Self> {
+        if head.starts_with(b"%PDF-") {
+            Some(Self::Pdf)
+        } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Self::Png)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pdf => "application/pdf",
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+        }
+    }
+}
+
+/// What is sealed beside a version's blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct DocumentMeta {
+    name: String,
+    media_type: MediaType,
+    size: u64,
+}
+
+/// A document version as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentView {
+    pub id: Uuid,
+    pub version: i64,
+    pub name: String,
+    pub media_type: MediaType,
+    pub size: u64,
+    pub created_at: carnet_domain::Timestamp,
+    pub created_by: Uuid,
+}
+
+/// A downloaded, verified document.
+#[derive(Debug)]
+pub struct DocumentContent {
+    pub view: DocumentView,
+    pub bytes: Vec<u8>,
+}
+
+/// The local blob store: one file per encrypted version, written to a temporary name,
+/// synced, then renamed (a crash never leaves half a blob under a real name).
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    root: PathBuf,
+}
+
+impl Blobs {
+    /// Blobs kept in `root` (created with mode 0700 if missing).
+    pub fn local(root: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)?;
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}
+
+fn unavailable(error: &std::io::Error) -> ServiceError {
+    tracing::error!(%error, "blob store failed");
+    ServiceError::Unavailable(StoreError::Corrupt("blob store"))
+}
+
+fn chunk_nonce_aad(version_id: &Uuid, index: u64, last: bool) -> Vec<u8> {
+    let mut aad = version_id.as_bytes().to_vec();
+    aad.extend_from_slice(&index.to_be_bytes());
+    aad.push(u8::from(last));
+    aad
+}
+
+fn meta_context(version_id: &Uuid) -> SealContext<'_> {
+    SealContext {
+        table: "document_versions",
+        column: "sealed_meta",
+        row: version_id.as_bytes(),
+    }
+}
+
+fn key_context(version_id: &Uuid) -> SealContext<'_> {
+    SealContext {
+        table: "document_versions",
+        column: "wrapped_key",
+        row: version_id.as_bytes(),
+    }
+}
+
+/// Seals one chunk: the sealing layout of [`SealingKey`], with the chunk's place (version,
+/// index, last or not) as the row it is bound to.
+fn seal_chunk(
+    key: &SealingKey,
+    version_id: &Uuid,
+    index: u64,
+    last: bool,
+    plain: &[u8],
+    random: &dyn carnet_crypto::RandomSource,
+) -> Result<Vec<u8>, ServiceError> {
+    let place = chunk_nonce_aad(version_id, index, last);
+    key.seal(
+        plain,
+        SealContext {
+            table: "document_chunks",
+            column: "bytes",
+            row: &place,
+        },
+        random,
+    )
+    .map_err(|_| ServiceError::Randomness)
+}
+
+/// The size of one sealed chunk of `plain` bytes.
+fn sealed_len(plain: usize) -> usize {
+    1 + 4 + 12 + plain + TAG
+}
+
+impl Services {
+    /// Sets where documents are kept.
+    #[must_use]
+    pub fn with_blobs(mut self, blobs: Blobs) -> Self {
+        self.blobs = Some(std::sync::Arc::new(blobs));
+        self
+    }
+
+    fn blobs(&self) -> Result<&Blobs, ServiceError> {
+        self.blobs
+            .as_deref()
+            .ok_or(ServiceError::Unavailable(StoreError::Corrupt(
+                "no blob store",
+            )))
+    }
+
+    /// Stores a new document (`document_id` none) or a new version of one, from a stream
+    /// of bytes of at most `max_bytes`. Refused: an empty file, a type other than PDF,
+    /// JPEG or PNG, a file over the limit — and then nothing is kept.
+    pub async fn upload_document<S, E>(
+        &self,
+        scope: &ClinicalScope,
+        patient_id: Uuid,
+        document_id: Option<Uuid>,
+        name: &str,
+        body: S,
+        max_bytes: u64,
+    ) -> Result<DocumentView, ServiceError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let records = scope.records();
+        let name = crate::label(name, "au document", "compte-rendu.pdf")?;
+        let practice_id = records.practice_id();
+        let number = match document_id {
+            None => 1,
+            Some(document_id) => {
+                let versions = self
+                    .read(move |tx| {
+                        Box::pin(async move {
+                            tx.document_versions(practice_id, patient_id, Some(document_id))
+                                .await
+                        })
+                    })
+                    .await?;
+                versions
+                    .first()
+                    .map(|latest| latest.number + 1)
+                    .ok_or(ServiceError::NotFound)?
+            }
+        };
+        let (_, patient_key) = self.patient_with_key(records, patient_id).await?;
+        let document_id = match document_id {
+            Some(id) => id,
+            None => self.new_uuid()?,
+        };
+        let version_id = self.new_uuid()?;
+        let document_key =
+            DataKey::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?;
+        let sealing = document_key
+            .sealing_key(DOCUMENT_KEY_VERSION)
+            .map_err(|_| ServiceError::Integrity)?;
+        let blob_name = format!("{}.bin", self.new_uuid()?.simple());
+        let (media_type, size) = self
+            .write_blob(&blob_name, &version_id, &sealing, body, max_bytes)
+            .await?;
+        let meta = DocumentMeta {
+            name: name.clone(),
+            media_type,
+            size,
+        };
+        let sealed_meta = serde_json::to_vec(&meta)
+            .map_err(|_| ServiceError::Integrity)
+            .and_then(|plain| {
+                sealing
+                    .seal(&plain, meta_context(&version_id), self.random.as_ref())
+                    .map_err(|_| ServiceError::Randomness)
+            })?;
+        let wrapped_key = patient_key
+            .sealing_key(DOCUMENT_KEY_VERSION)
+            .and_then(|wrapping| {
+                document_key.wrap(&wrapping, key_context(&version_id), self.random.as_ref())
+            })
+            .map_err(|_| ServiceError::Randomness)?;
+        let now = self.now();
+        let record = DocumentVersionRecord {
+            version_id,
+            document_id,
+            patient_id,
+            number,
+            wrapped_key,
+            sealed_meta,
+            blob_name: blob_name.clone(),
+            created_at: now,
+            created_by: *records.member_id().as_uuid(),
+        };
+        let event = self.audit_event(
+            records.caller(),
+            carnet_audit::ChainId::Practice(practice_id),
+            Action::RecordWritten,
+            Targets {
+                patient: Some(patient_id),
+                document: Some(document_id),
+                ..Targets::default()
+            },
+            Outcome::Success,
+        );
+        let stored = self
+            .audited(vec![event], move |tx| {
+                Box::pin(async move { tx.insert_document_version(practice_id, &record).await })
+            })
+            .await;
+        if let Err(error) = stored {
+            // The row did not land: the blob would be an orphan.
+            let _ = tokio::fs::remove_file(self.blobs()?.path(&blob_name)).await;
+            return Err(error);
+        }
+        Ok(DocumentView {
+            id: document_id,
+            version: number,
+            name,
+            media_type,
+            size,
+            created_at: now,
+            created_by: *records.member_id().as_uuid(),
+        })
+    }
+
+    /// Encrypts `body` chunk by chunk into the blob `name`; returns the sniffed type and
+    /// the plaintext size. On any refusal or failure, the partial blob is removed.
+    async fn write_blob<S, E>(
+        &self,
+        name: &str,
+        version_id: &Uuid,
+        key: &SealingKey,
+        mut body: S,
+        max_bytes: u64,
+    ) -> Result<(MediaType, u64), ServiceError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let blobs = self.blobs()?;
+        let final_path = blobs.path(name);
+        let temporary = blobs.path(&format!("{name}.partial"));
+        let mut file = tokio::fs::File::create(&temporary)
+            .await
+            .map_err(|error| unavailable(&error))?;
+        let outcome = async {
+            let mut pending: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+            let mut media_type = None;
+            let mut size: u64 = 0;
+            let mut index: u64 = 0;
+            while let Some(piece) = body.next().await {
+                let piece = piece.map_err(|error| ServiceError::Invalid {
+                    field: "file",
+                    message: format!("Envoi interrompu ({error})."),
+                })?;
+                size += piece.len() as u64;
+                if size > max_bytes {
+                    return Err(ServiceError::TooLarge { max_bytes });
+                }
+                pending.extend_from_slice(&piece);
+                if media_type.is_none() && pending.len() >= 8 {
+                    media_type = Some(MediaType::sniff(&pending).ok_or_else(unsupported)?);
+                }
+                // Keep at least one byte back: the last chunk is sealed as the last.
+                while pending.len() > CHUNK {
+                    let rest = pending.split_off(CHUNK);
+                    let sealed = seal_chunk(
+                        key,
+                        version_id,
+                        index,
+                        false,
+                        &pending,
+                        self.random.as_ref(),
+                    )?;
+                    file.write_all(&sealed)
+                        .await
+                        .map_err(|error| unavailable(&error))?;
+                    index += 1;
+                    pending = rest;
+                }
+            }
+            if size == 0 {
+                return Err(ServiceError::Invalid {
+                    field: "file",
+                    message: "Le fichier est vide.".into(),
+                });
+            }
+            let media_type = match media_type {
+                Some(found) => found,
+                None => MediaType::sniff(&pending).ok_or_else(unsupported)?,
+            };
+            let sealed = seal_chunk(key, version_id, index, true, &pending, self.random.as_ref())?;
+            file.write_all(&sealed)
+                .await
+                .map_err(|error| unavailable(&error))?;
+            file.sync_all().await.map_err(|error| unavailable(&error))?;
+            Ok((media_type, size))
+        }
+        .await;
+        match outcome {
+            Ok(done) => {
+                tokio::fs::rename(&temporary, &final_path)
+                    .await
+                    .map_err(|error| unavailable(&error))?;
+                Ok(done)
+            }
+            Err(error) => {
+                let _ = tokio::fs::remove_file(&temporary).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Opens a version's key and metadata (a failure is audited as an integrity failure).
+    async fn open_version(
+        &self,
+        scope: &RecordsScope,
+        patient_key: &DataKey,
+        version: &DocumentVersionRecord,
+    ) -> Result<(SealingKey, DocumentView), ServiceError> {
+        let opened = patient_key
+            .sealing_key(DOCUMENT_KEY_VERSION)
+            .ok()
+            .and_then(|wrapping| {
+                DataKey::unwrap(
+                    &wrapping,
+                    &version.wrapped_key,
+                    key_context(&version.version_id),
+                )
+                .ok()
+            })
+            .and_then(|key| key.sealing_key(DOCUMENT_KEY_VERSION).ok())
+            .and_then(|sealing| {
+                let plain = sealing
+                    .open(&version.sealed_meta, meta_context(&version.version_id))
+                    .ok()?;
+                let meta: DocumentMeta = serde_json::from_slice(&plain).ok()?;
+                Some((sealing, meta))
+            });
+        match opened {
+            Some((sealing, meta)) => Ok((
+                sealing,
+                DocumentView {
+                    id: version.document_id,
+                    version: version.number,
+                    name: meta.name,
+                    media_type: meta.media_type,
+                    size: meta.size,
+                    created_at: version.created_at,
+                    created_by: version.created_by,
+                },
+            )),
+            None => Err(self
+                .integrity_failure(scope, Some(version.patient_id))
+                .await),
+        }
+    }
+
+    /// The patient's documents (each at its current version), or every version of one
+    /// document; newest first.
+    pub async fn documents(
+        &self,
+        scope: &ClinicalScope,
+        patient_id: Uuid,
+        document_id: Option<Uuid>,
+    ) -> Result<Vec<DocumentView>, ServiceError> {
+        let records = scope.records();
+        let (_, patient_key) = self.patient_with_key(records, patient_id).await?;
+        let practice_id = records.practice_id();
+        let event = self.records_event(records, Action::RecordRead, Some(patient_id));
+        let versions = self
+            .audited(vec![event], move |tx| {
+                Box::pin(async move {
+                    tx.document_versions(practice_id, patient_id, document_id)
+                        .await
+                })
+            })
+            .await?;
+        let mut listed: Vec<DocumentView> = Vec::new();
+        for version in &versions {
+            // Without a document named, only each document's newest version is listed.
+            if document_id.is_none() && listed.iter().any(|seen| seen.id == version.document_id) {
+                continue;
+            }
+            listed.push(self.open_version(records, &patient_key, version).await?.1);
+        }
+        if document_id.is_some() && listed.is_empty() {
+            return Err(ServiceError::NotFound);
+        }
+        Ok(listed)
+    }
+
+    /// A document's content (the current version, or `number`), decrypted and verified
+    /// whole before it is returned; the download is audited first.
+    pub async fn download_document(
+        &self,
+        scope: &ClinicalScope,
+        patient_id: Uuid,
+        document_id: Uuid,
+        number: Option<i64>,
+    ) -> Result<DocumentContent, ServiceError> {
+        let records = scope.records();
+        let (_, patient_key) = self.patient_with_key(records, patient_id).await?;
+        let practice_id = records.practice_id();
+        let event = self.audit_event(
+            records.caller(),
+            carnet_audit::ChainId::Practice(practice_id),
+            Action::DocumentDownloaded,
+            Targets {
+                patient: Some(patient_id),
+                document: Some(document_id),
+                ..Targets::default()
+            },
+            Outcome::Success,
+        );
+        let versions = self
+            .audited(vec![event], move |tx| {
+                Box::pin(async move {
+                    let versions = tx
+                        .document_versions(practice_id, patient_id, Some(document_id))
+                        .await?;
+                    if versions.is_empty() {
+                        return Err(StoreError::MissingReference);
+                    }
+                    Ok(versions)
+                })
+            })
+            .await?;
+        let version = match number {
+            None => versions.first(),
+            Some(number) => versions.iter().find(|version| version.number == number),
+        }
+        .ok_or(ServiceError::NotFound)?;
+        let (sealing, view) = self.open_version(records, &patient_key, version).await?;
+        let sealed = tokio::fs::read(self.blobs()?.path(&version.blob_name))
+            .await
+            .map_err(|error| unavailable(&error))?;
+        match open_chunks(&sealing, &version.version_id, &sealed) {
+            Some(bytes) if bytes.len() as u64 == view.size => Ok(DocumentContent { view, bytes }),
+            _ => Err(self.integrity_failure(records, Some(patient_id)).await),
+        }
+    }
+}
+
+fn unsupported() -> ServiceError {
+    ServiceError::Invalid {
+        field: "file",
+        message: "Type de fichier refusé : PDF, JPEG ou PNG uniquement (reconnu d'après son \
+                  contenu)."
+            .into(),
+    }
+}
+
+/// Opens every chunk of a sealed blob, in order, the last one marked as last; none if
+/// anything is altered, reordered, missing or cut off.
+fn open_chunks(key: &SealingKey, version_id: &Uuid, sealed: &[u8]) -> Option<Vec<u8>> {
+    let full = sealed_len(CHUNK);
+    let mut plain = Vec::with_capacity(sealed.len());
+    let mut offset = 0;
+    let mut index: u64 = 0;
+    loop {
+        let remaining = sealed.len().checked_sub(offset)?;
+        let last = remaining <= full;
+        let take = if last { remaining } else { full };
+        let place = chunk_nonce_aad(version_id, index, last);
+        let opened = key
+            .open(
+                &sealed[offset..offset + take],
+                SealContext {
+                    table: "document_chunks",
+                    column: "bytes",
+                    row: &place,
+                },
+            )
+            .ok()?;
+        plain.extend_from_slice(&opened);
+        offset += take;
+        if last {
+            return Some(plain);
+        }
+        index += 1;
+    }
+}
