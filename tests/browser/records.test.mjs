@@ -1,7 +1,8 @@
 // Care records in the browser: a platform administrator validates the holder's RPPS
 // (setup link, passkey through Chromium's virtual authenticator); the holder reads the
 // practice PIN, unlocks the records with it, creates a patient, finds her by name prefix,
-// records a care act with vital signs and sees it in the record; a staff member unlocks
+// records a care act with vital signs and sees it in the record, uploads a PDF and opens
+// it; a staff member unlocks
 // too and sees the identity but no clinical part. Zero CSP violations.
 
 import { test } from "node:test";
@@ -96,6 +97,24 @@ test("PIN, search, a care act with vital signs; staff see no clinical part", { t
   await anne.page.waitForSelector("ol.timeline li:has-text('Injection sous-cutanée (AMI 1)')");
   assert.match(await anne.page.textContent("ol.timeline"), /T 37,8 °C · TA 135\/85 mmHg · douleur 2\/10/);
 
+  // A PDF, uploaded and opened again.
+  await anne.page.setInputFiles("#f-file", {
+    name: "compte-rendu.pdf",
+    mimeType: "application/pdf",
+    buffer: Buffer.from("%PDF-1.4\n% compte-rendu de biologie\n%%EOF\n"),
+  });
+  await anne.page.click("form[data-upload] button[type=submit]");
+  const documentLink = anne.page.locator("ul.documents a", { hasText: "compte-rendu.pdf" });
+  await documentLink.waitFor();
+  assert.match(await anne.page.textContent("ul.documents"), /PDF/);
+  const opened = await anne.page.evaluate(async (href) => {
+    const response = await fetch(href);
+    return { status: response.status, type: response.headers.get("content-type"), text: await response.text() };
+  }, await documentLink.getAttribute("href"));
+  assert.equal(opened.status, 200);
+  assert.equal(opened.type, "application/pdf");
+  assert.match(opened.text, /compte-rendu de biologie/);
+
   // A staff member: the identity, no clinical part.
   const staffCode = await anne.page.evaluate(async (practiceId) => {
     const created = await fetch(`/api/v1/practices/${practiceId}/members`, {
@@ -116,6 +135,7 @@ test("PIN, search, a care act with vital signs; staff see no clinical part", { t
   assert.match(await lea.page.textContent("main"), /pas au contenu clinique/);
   assert.equal(await lea.page.locator("ol.timeline").count(), 0, "no timeline");
   assert.equal(await lea.page.locator("text=Injection").count(), 0, "no act shown");
+  assert.equal(await lea.page.locator("ul.documents, form[data-upload]").count(), 0, "no documents");
 
   for (const watched of [admin, anne, lea]) {
     assert.deepEqual(await watched.allViolations(), [], "no CSP violation");

@@ -576,6 +576,39 @@ fn timeline_row(view: &ClinicalView) -> TimelineRow {
     }
 }
 
+struct DocumentRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    size: String,
+    at: String,
+    version: i64,
+}
+
+fn document_row(view: carnet_service::DocumentView) -> DocumentRow {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a size shown to one decimal place"
+    )]
+    let size = if view.size >= 1024 * 1024 {
+        format!("{:.1} Mo", view.size as f64 / (1024.0 * 1024.0)).replace('.', ",")
+    } else {
+        format!("{} ko", view.size.div_ceil(1024))
+    };
+    DocumentRow {
+        id: view.id.to_string(),
+        name: view.name,
+        kind: match view.media_type {
+            carnet_service::MediaType::Pdf => "PDF",
+            carnet_service::MediaType::Jpeg => "image JPEG",
+            carnet_service::MediaType::Png => "image PNG",
+        },
+        size,
+        at: view.created_at.to_french_text(),
+        version: view.version,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "patient.html")]
 struct PatientPage {
@@ -587,6 +620,9 @@ struct PatientPage {
     identity: Vec<(&'static str, String)>,
     clinical: bool,
     timeline: Vec<TimelineRow>,
+    documents: Vec<DocumentRow>,
+    /// The patient's API address (documents are sent and opened there).
+    api_base: String,
     error: String,
 }
 
@@ -617,20 +653,29 @@ async fn patient_page(
         Err(error) => return refusal(error),
     };
     let mut timeline = Vec::new();
+    let mut documents = Vec::new();
     if clinical {
-        let entries = async {
+        let loaded = async {
             let clinical_scope = state
                 .services
                 .authorize_clinical(&signed_in.caller, &signed_in.token, scope.practice_id())
                 .await?;
-            state
+            let entries = state
                 .services
                 .clinical_timeline(&clinical_scope, patient_id)
-                .await
+                .await?;
+            let files = state
+                .services
+                .documents(&clinical_scope, patient_id, None)
+                .await?;
+            Ok::<_, ServiceError>((entries, files))
         }
         .await;
-        match entries {
-            Ok(entries) => timeline = entries.iter().map(timeline_row).collect(),
+        match loaded {
+            Ok((entries, files)) => {
+                timeline = entries.iter().map(timeline_row).collect();
+                documents = files.into_iter().map(document_row).collect();
+            }
             Err(error) => return refusal(error),
         }
     }
@@ -640,6 +685,8 @@ async fn patient_page(
         blur_seconds,
         lock_seconds,
         base: format!("/cabinets/{practice_id}/patients/{patient_id}"),
+        api_base: format!("/api/v1/practices/{practice_id}/patients/{patient_id}"),
+        documents,
         practice_id,
         name: display_name(&view.identity),
         identity: identity_lines(&view.identity),

@@ -139,3 +139,37 @@ for (const input of document.querySelectorAll("input[data-now]")) {
     input.value = now.toISOString().slice(0, 16);
   }
 }
+
+// Document upload: the file is sent as it is (the server finds its type from its
+// content), then the page is shown again with the new document.
+for (const form of document.querySelectorAll("form[data-upload]")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = form.querySelector("[data-upload-error]");
+    const file = form.querySelector("input[type=file]").files[0];
+    if (!file) return;
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    error.hidden = true;
+    try {
+      const name = encodeURIComponent(file.name.slice(0, 60));
+      const response = await fetch(`${form.dataset.upload}?name=${name}`, {
+        method: "POST",
+        headers: { "content-type": "application/octet-stream" },
+        body: file,
+      });
+      if (response.ok) {
+        window.location.reload();
+        return;
+      }
+      const body = await response.json().catch(() => null);
+      error.textContent = body?.error?.message ?? "L'envoi a échoué.";
+      error.hidden = false;
+    } catch {
+      error.textContent = "L'envoi a échoué : vérifiez la connexion.";
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
