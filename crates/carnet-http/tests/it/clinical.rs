@@ -242,3 +242,103 @@ async fn clinical_text_never_reaches_the_database_files_in_clear() {
         );
     }
 }
+
+/// The canary scan on PostgreSQL: identity, clinical text and a document's name and
+/// bytes, then a `pg_dump` of the schema (text, and bytea as hex) and the blob files.
+#[tokio::test]
+async fn a_postgresql_dump_and_the_blobs_reveal_nothing() {
+    let Some((test, url, schema)) =
+        crate::support::test_app_on_postgres(HttpSettings::default()).await
+    else {
+        eprintln!("PostgreSQL canary scan: DID NOT RUN (set CARNET_TEST_POSTGRES_URL)");
+        return;
+    };
+    let (practice, holder_id, holder, _, _) = signed_in(&test).await;
+    let practice = practice.to_string();
+    validate(&test, &practice, &holder_id.to_string()).await;
+    unlock(&test, &holder, &holder).await;
+    let markers = [
+        "Zyxwvcanari",
+        "Qwertcanari",
+        "Kzqtransmission",
+        "Wqzobservation",
+        "Xqzdocument",
+        "Vbnfichier",
+    ];
+    let mut body = identity(markers[0], markers[1], "1950-01-02");
+    body["address"] = json!("7 impasse Kzqcanari");
+    let patient = create(&test, &holder, &practice, body).await;
+    let uri = format!(
+        "/api/v1/practices/{practice}/patients/{}",
+        patient["id"].as_str().expect("id")
+    );
+    let mut with_observation = act();
+    with_observation["observation"] = json!(markers[3]);
+    for content in [
+        json!({"kind": "note", "text": markers[2]}),
+        with_observation,
+    ] {
+        let (status, body) = add(&test, &holder, &format!("{uri}/entries"), content).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (mut parts, _) = crate::auth::request(
+        "POST",
+        &format!("{uri}/documents?name={}.pdf", markers[5]),
+        Some(&holder),
+        None,
+    )
+    .into_parts();
+    parts
+        .headers
+        .insert("content-type", "application/pdf".parse().expect("header"));
+    let pdf = format!("%PDF-1.7 {}", markers[4]);
+    let (response, _) = crate::support::send(
+        &test.anonymous(),
+        axum::http::Request::from_parts(parts, axum::body::Body::from(pdf)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--dbname", &url, "--schema", &schema, "--no-owner"])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let mut everything = dump.stdout;
+    for entry in std::fs::read_dir(test.dir.path().join("blobs")).expect("blobs") {
+        everything.extend(std::fs::read(entry.expect("entry").path()).expect("blob"));
+    }
+    let stored = String::from_utf8_lossy(&everything).to_lowercase();
+    assert!(
+        stored.contains("anne.martin@example.fr"),
+        "the dump holds clear text to find"
+    );
+    assert!(
+        stored.contains("patient_revisions"),
+        "the dump has the records' tables"
+    );
+    for marker in markers {
+        let hex = marker.bytes().fold(String::new(), |mut hex, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        });
+        assert!(
+            !stored.contains(&marker.to_lowercase()),
+            "{marker} in clear in the dump or blobs"
+        );
+        assert!(!stored.contains(&hex), "{marker} as bytea hex in the dump");
+    }
+    test.store.close().await;
+    let admin = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&admin)
+    .await
+    .expect("drop schema");
+}

@@ -51,6 +51,54 @@ pub async fn test_app_with_auth(
     }
 }
 
+/// A test application on a fresh PostgreSQL schema (and its connection URL and schema),
+/// when `CARNET_TEST_POSTGRES_URL` names a server; `None` otherwise (refused when
+/// `CARNET_REQUIRE_POSTGRES=1`).
+pub async fn test_app_on_postgres(settings: HttpSettings) -> Option<(TestApp, String, String)> {
+    let url = std::env::var("CARNET_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
+    let Some(url) = url else {
+        assert!(
+            std::env::var("CARNET_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "CARNET_REQUIRE_POSTGRES=1 but CARNET_TEST_POSTGRES_URL is not set"
+        );
+        return None;
+    };
+    let schema = format!("carnet_http_{}", std::process::id());
+    let admin = sqlx::PgPool::connect(&url)
+        .await
+        .expect("connect PostgreSQL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; CREATE SCHEMA \"{schema}\""
+    )))
+    .execute(&admin)
+    .await
+    .expect("schema");
+    admin.close().await;
+    let options = carnet_store::postgres_options_in_schema(&url, &schema).expect("URL");
+    let store = Store::connect_postgres_with(options)
+        .await
+        .expect("connect");
+    store.migrate(None).await.expect("migrate");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(
+        1_795_429_020_000,
+    )));
+    let services = Services::new(store.clone(), clock.clone(), Arc::new(SystemRandom))
+        .with_blobs(carnet_service::Blobs::local(&dir.path().join("blobs")).expect("blobs"));
+    Some((
+        TestApp {
+            state: AppState::new(services, settings),
+            store,
+            clock,
+            dir,
+        },
+        url,
+        schema,
+    ))
+}
+
 pub fn short_settings() -> HttpSettings {
     HttpSettings {
         https: false,
