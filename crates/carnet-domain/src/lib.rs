@@ -6,6 +6,7 @@
 
 pub mod clinical;
 pub mod ids;
+pub mod import;
 pub mod nir;
 pub mod password;
 pub mod patient;
@@ -15,6 +16,7 @@ pub mod time;
 
 pub use clinical::{CarePlace, ClinicalContent, ClinicalError, Vitals};
 pub use ids::{AdminId, MemberId, PracticeId};
+pub use import::{CSV_COLUMNS, ImportProblem, patients_from_csv, patients_from_fhir};
 pub use nir::{Nir, NirError};
 pub use password::{Password, PasswordError, PasswordRule};
 pub use patient::{

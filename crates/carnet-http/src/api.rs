@@ -78,6 +78,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::patients::create, crate::patients::search))
         .routes(routes!(crate::patients::read, crate::patients::change))
         .routes(routes!(crate::patients::history))
+        .routes(routes!(crate::patients::import))
         .routes(routes!(crate::clinical::timeline, crate::clinical::add))
         .routes(routes!(crate::clinical::revise))
         .routes(routes!(crate::clinical::history))

@@ -306,3 +306,69 @@ pub async fn history(
     let history = state.services.patient_history(&scope, patient).await?;
     Ok(Json(history.into_iter().map(RevisionBody::from).collect()))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportParams {
+    /// csv (the documented columns, `;` or `,`) or fhir (an R4 Bundle of Patients).
+    format: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportBody {
+    imported: usize,
+}
+
+/// Imports patients from another software: all of the file, or nothing (422 naming every
+/// bad row with its line or entry).
+#[utoipa::path(post, path = "/api/v1/practices/{practice_id}/imports", tag = "patients",
+    params(("practice_id" = uuid::Uuid, Path, description = "Practice id"), ImportParams),
+    request_body(content = String, content_type = "text/csv"),
+    responses(
+        (status = 201, body = ImportBody),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 413, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope),
+    ))]
+pub async fn import(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Token(token): Token,
+    Path(practice): Path<String>,
+    Query(params): Query<ImportParams>,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<ImportBody>), ApiError> {
+    let format = match params.format.as_str() {
+        "csv" => carnet_service::ImportFormat::Csv,
+        "fhir" => carnet_service::ImportFormat::Fhir,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                "Le format est csv ou fhir.",
+            ));
+        }
+    };
+    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let limit = usize::try_from(state.settings.document_max_bytes).unwrap_or(usize::MAX);
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::from(carnet_service::ServiceError::TooLarge {
+            max_bytes: state.settings.document_max_bytes,
+        })
+    })?;
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "Le fichier doit être en UTF-8.",
+        )
+    })?;
+    let imported = state
+        .services
+        .import_patients(
+            &carnet_service::Services::import_scope(&scope),
+            format,
+            &text,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(ImportBody { imported })))
+}

@@ -13,6 +13,7 @@ mod clinical;
 mod device_certificates;
 mod devices;
 mod documents;
+mod import;
 mod instance;
 mod passkeys;
 mod pin;
@@ -33,6 +34,7 @@ pub use clinical::ClinicalView;
 pub use device_certificates::{CertificatePickup, CertificateStatus, DEVICE_CERTIFICATE_DAYS};
 pub use devices::{DeviceBinding, DeviceDecision, DeviceStanding, DeviceSummary, browser_summary};
 pub use documents::{Blobs, DocumentContent, DocumentView, MediaType};
+pub use import::{ImportFormat, ImportScope};
 pub use instance::{InstanceKeyCheck, Readiness};
 pub use passkeys::{
     PasskeyChallenge, PasskeyRegistered, PasskeySettings, PasskeySignedIn, PasskeySummary,

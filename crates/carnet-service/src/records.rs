@@ -69,6 +69,28 @@ impl ClinicalScope {
     }
 }
 
+/// The rows of a new patient, ready to be stored.
+pub(crate) struct NewPatient {
+    pub(crate) patient: PatientRecord,
+    revision: PatientRevisionRecord,
+    entries: Vec<IndexEntry>,
+}
+
+impl NewPatient {
+    pub(crate) async fn insert(
+        &self,
+        tx: &mut carnet_store::Tx,
+        practice_id: PracticeId,
+        created_by: Uuid,
+    ) -> Result<(), StoreError> {
+        tx.insert_patient(&self.patient, created_by).await?;
+        tx.insert_patient_revision(practice_id, &self.revision)
+            .await?;
+        tx.replace_patient_index(practice_id, self.patient.id, &self.entries)
+            .await
+    }
+}
+
 /// A patient's current identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PatientView {
@@ -330,7 +352,17 @@ impl Services {
         &self,
         scope: &RecordsScope,
     ) -> Result<(i64, DataKey), ServiceError> {
-        let practice_id = scope.practice_id;
+        self.practice_key_for(scope.practice_id, &scope.caller)
+            .await
+    }
+
+    /// The practice's current key (made on first use), with its version; `caller` is who
+    /// an integrity failure is audited against.
+    pub(crate) async fn practice_key_for(
+        &self,
+        practice_id: PracticeId,
+        caller: &Caller,
+    ) -> Result<(i64, DataKey), ServiceError> {
         let read = || async {
             self.read(move |tx| Box::pin(async move { tx.practice_keys(practice_id).await }))
                 .await
@@ -378,7 +410,7 @@ impl Services {
             },
         ) {
             Ok(key) => Ok((version, key)),
-            Err(_) => Err(self.integrity_failure(scope, None).await),
+            Err(_) => Err(self.integrity_failure_for(practice_id, caller, None).await),
         }
     }
 
@@ -388,9 +420,19 @@ impl Services {
         scope: &RecordsScope,
         patient: Option<Uuid>,
     ) -> ServiceError {
+        self.integrity_failure_for(scope.practice_id, &scope.caller, patient)
+            .await
+    }
+
+    async fn integrity_failure_for(
+        &self,
+        practice_id: PracticeId,
+        caller: &Caller,
+        patient: Option<Uuid>,
+    ) -> ServiceError {
         let event = self.audit_event(
-            &scope.caller,
-            carnet_audit::ChainId::Practice(scope.practice_id),
+            caller,
+            carnet_audit::ChainId::Practice(practice_id),
             Action::IntegrityFailure,
             Targets {
                 patient,
@@ -483,6 +525,42 @@ impl Services {
         let identity = PatientIdentity::check(input, self.today())
             .map_err(|error| ServiceError::invalid("identity", &error))?;
         let (key_version, practice_key) = self.practice_key(scope).await?;
+        let now = self.now();
+        let practice_id = scope.practice_id;
+        let created_by = *scope.member_id.as_uuid();
+        let new = self.new_patient(
+            practice_id,
+            (key_version, &practice_key),
+            &identity,
+            created_by,
+            now,
+        )?;
+        let patient_id = new.patient.id;
+        let event = self.records_event(scope, Action::RecordWritten, Some(patient_id));
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move { new.insert(tx, practice_id, created_by).await })
+        })
+        .await?;
+        Ok(PatientView {
+            id: patient_id,
+            revision: 1,
+            identity,
+            created_at: now,
+            updated_at: now,
+            last_care_at: None,
+        })
+    }
+
+    /// The rows of a new patient: its wrapped key, its first sealed revision, its blind
+    /// indexes (made outside the transaction that stores them).
+    pub(crate) fn new_patient(
+        &self,
+        practice_id: PracticeId,
+        (key_version, practice_key): (i64, &DataKey),
+        identity: &PatientIdentity,
+        created_by: Uuid,
+        now: Timestamp,
+    ) -> Result<NewPatient, ServiceError> {
         let patient_id = self.new_uuid()?;
         let revision_id = self.new_uuid()?;
         let patient_key =
@@ -497,48 +575,29 @@ impl Services {
                 self.random.as_ref(),
             )
             .map_err(|_| ServiceError::Randomness)?;
-        let plain = serde_json::to_vec(&identity).map_err(|_| ServiceError::Integrity)?;
+        let plain = serde_json::to_vec(identity).map_err(|_| ServiceError::Integrity)?;
         let sealed_identity = patient_key
             .sealing_key(PATIENT_KEY_VERSION)
             .and_then(|key| key.seal(&plain, revision_context(&revision_id), self.random.as_ref()))
             .map_err(|_| ServiceError::Randomness)?;
-        let entries = index_entries(&practice_key, &identity)?;
-        let now = self.now();
-        let practice_id = scope.practice_id;
-        let created_by = *scope.member_id.as_uuid();
-        let patient = PatientRecord {
-            id: patient_id,
-            practice_id,
-            key_version,
-            wrapped_key,
-            created_at: now,
-            last_care_at: None,
-        };
-        let revision = PatientRevisionRecord {
-            id: revision_id,
-            patient_id,
-            number: 1,
-            sealed_identity,
-            created_at: now,
-            created_by,
-        };
-        let event = self.records_event(scope, Action::RecordWritten, Some(patient_id));
-        self.audited(vec![event], move |tx| {
-            Box::pin(async move {
-                tx.insert_patient(&patient, created_by).await?;
-                tx.insert_patient_revision(practice_id, &revision).await?;
-                tx.replace_patient_index(practice_id, patient_id, &entries)
-                    .await
-            })
-        })
-        .await?;
-        Ok(PatientView {
-            id: patient_id,
-            revision: 1,
-            identity,
-            created_at: now,
-            updated_at: now,
-            last_care_at: None,
+        Ok(NewPatient {
+            patient: PatientRecord {
+                id: patient_id,
+                practice_id,
+                key_version,
+                wrapped_key,
+                created_at: now,
+                last_care_at: None,
+            },
+            revision: PatientRevisionRecord {
+                id: revision_id,
+                patient_id,
+                number: 1,
+                sealed_identity,
+                created_at: now,
+                created_by,
+            },
+            entries: index_entries(practice_key, identity)?,
         })
     }
 

@@ -9,6 +9,7 @@ mod config;
 mod config_command;
 mod device;
 mod exit;
+mod import;
 mod instance;
 mod member;
 mod migrate;
@@ -65,6 +66,9 @@ enum Command {
     /// The audit trail: verify it, sign checkpoints.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Imports a practice's patients from another software (CSV or FHIR R4 Bundle; all
+    /// or nothing).
+    Import(import::ImportCommand),
     /// This machine as a registered device of a Carnet server (certificate for scripts
     /// and API clients).
     #[command(subcommand)]
@@ -122,6 +126,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             Command::Audit(command) => audit::run(&config, command).await,
             Command::Member(command) => member::run(&config, command).await,
             Command::Admin(command) => admin::run(&config, command).await,
+            Command::Import(command) => import::run(&config, command).await,
             Command::Device(_) => Ok(()),
         }
     })

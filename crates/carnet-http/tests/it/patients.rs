@@ -254,7 +254,8 @@ fn records_routes(
     let mut routes = Vec::new();
     for (path, item) in &document.paths.paths {
         // The access history is the audit trail's (holders, ids only): tested there.
-        if !path.contains("/patients") || path.ends_with("/access-history") {
+        let records = path.contains("/patients") || path.ends_with("/imports");
+        if !records || path.ends_with("/access-history") {
             continue;
         }
         let clinical = path.contains("/entries") || path.contains("/documents");
@@ -275,6 +276,8 @@ fn records_routes(
                     format!("{uri}?name=leg")
                 } else if method == "POST" && path.contains("/documents") {
                     format!("{uri}?name=document.pdf")
+                } else if path.ends_with("/imports") {
+                    format!("{uri}?format=csv")
                 } else {
                     uri.clone()
                 };
@@ -392,7 +395,7 @@ async fn care_records_open_by_role_practice_and_pin_and_nothing_else() {
         entry["id"].as_str().expect("id"),
         &document.id.to_string(),
     );
-    assert_eq!(routes.len(), 14, "{routes:?}");
+    assert_eq!(routes.len(), 15, "{routes:?}");
 
     // The practice's other members, each signed in with the PIN unlocked.
     let member = |role: &str, name: &str, phone: &str, rpps: Option<&str>| {
@@ -720,4 +723,100 @@ async fn tampered_ciphertexts_are_refused_and_audited() {
         "each failure is in the audit trail"
     );
     raw.close().await;
+}
+
+const CSV_HEADER: &str = "nom_naissance;nom_utilise;prenoms_naissance;prenom_utilise;date_naissance;sexe;code_insee_naissance;matricule_ins;statut_identite;adresse;telephone;email;medecin_traitant;note";
+
+async fn import(
+    test: &TestApp,
+    cookie: &str,
+    practice: &str,
+    format: &str,
+    content: String,
+) -> (StatusCode, Value) {
+    let (mut parts, _) = request(
+        "POST",
+        &format!("/api/v1/practices/{practice}/imports?format={format}"),
+        Some(cookie),
+        None,
+    )
+    .into_parts();
+    parts
+        .headers
+        .insert("content-type", "text/csv".parse().expect("header"));
+    let (response, bytes) = send(
+        &test.anonymous(),
+        axum::http::Request::from_parts(parts, axum::body::Body::from(content)),
+    )
+    .await;
+    (
+        response.status(),
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn an_import_with_one_bad_row_imports_nothing_and_names_the_row() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, holder, _, _) = signed_in(&test).await;
+    let practice = practice.to_string();
+    unlock(&test, &holder, &holder).await;
+
+    let bad = format!(
+        "{CSV_HEADER}\nLegrand;;Paul;;02/01/1950;M;;;;;0612345678;;;\nLefort;;Anne;;1961-02-30;F;;;;;;;;\n"
+    );
+    let (status, body) = import(&test, &holder, &practice, "csv", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("rien n'a été importé"), "{message}");
+    assert!(message.contains("ligne 3"), "{message}");
+    assert!(
+        search(&test, &holder, &practice, "name=leg")
+            .await
+            .is_empty(),
+        "nothing imported"
+    );
+
+    let good = format!(
+        "{CSV_HEADER}\nLegrand;;Paul;;02/01/1950;M;;;;;0612345678;;;\nLefort;;Anne;;1961-02-28;F;;;;;;;;\n"
+    );
+    let (status, body) = import(&test, &holder, &practice, "csv", good).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["imported"], 2);
+    assert_eq!(
+        names(&search(&test, &holder, &practice, "name=leg").await),
+        vec!["Legrand 1950-01-02"]
+    );
+
+    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient",
+            "identifier": [{"system": "urn:oid:1.2.250.1.213.1.4.8", "value": NIR}],
+            "name": [{"use": "official", "family": "Moreau", "given": ["Claire"]}],
+            "gender": "female", "birthDate": "1955-08-14"}},
+        {"resource": {"resourceType": "Patient",
+            "name": [{"use": "official", "family": "Morel", "given": ["Luc"]}],
+            "gender": "male", "birthDate": "1960-13-01"}}
+    ]});
+    let (status, body) = import(&test, &holder, &practice, "fhir", bundle.to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("entrée 2")
+    );
+    assert!(
+        search(&test, &holder, &practice, "name=mor")
+            .await
+            .is_empty()
+    );
+    let mut fixed = bundle.clone();
+    fixed["entry"][1]["resource"]["birthDate"] = json!("1960-12-01");
+    let (status, body) = import(&test, &holder, &practice, "fhir", fixed.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        names(&search(&test, &holder, &practice, &format!("nir={NIR}")).await),
+        vec!["Moreau 1955-08-14"],
+        "the INS-NIR identifier became the NIR"
+    );
 }

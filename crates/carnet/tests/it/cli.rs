@@ -149,3 +149,53 @@ fn the_committed_cli_reference_is_current() {
         "docs/cli.md is stale: run CARNET_UPDATE_GENERATED=1 cargo nextest run -p carnet cli_reference"
     );
 }
+
+#[test]
+fn import_takes_a_whole_file_or_nothing_and_names_the_bad_row() {
+    let instance = Instance::new();
+    assert!(instance.run(&["migrate"]).status.success());
+    let created = instance.run(&[
+        "practice",
+        "create",
+        "--name",
+        "Cabinet du Port",
+        "--address",
+        "1 quai Est, 17000 La Rochelle",
+        "--profession",
+        "nurse",
+    ]);
+    let practice = stdout_of(&created).trim().to_owned();
+    let header = carnet_domain::CSV_COLUMNS.join(";");
+    let file = instance.dir.path().join("export.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "{header}\nLegrand;;Paul;;02/01/1950;M;;;;;;;;\nLefort;;Anne;;1961-02-30;F;;;;;;;;\n"
+        ),
+    )
+    .expect("write");
+    let refused = instance.run(&[
+        "import",
+        "--practice",
+        &practice,
+        file.to_str().expect("UTF-8"),
+    ]);
+    assert_refused(&refused, "ligne 3");
+    assert!(stderr_of(&refused).contains("rien n'a été importé"));
+
+    std::fs::write(
+        &file,
+        format!(
+            "{header}\nLegrand;;Paul;;02/01/1950;M;;;;;;;;\nLefort;;Anne;;1961-02-28;F;;;;;;;;\n"
+        ),
+    )
+    .expect("write");
+    let imported = instance.run(&[
+        "import",
+        "--practice",
+        &practice,
+        file.to_str().expect("UTF-8"),
+    ]);
+    assert!(imported.status.success(), "{}", stderr_of(&imported));
+    assert_eq!(stdout_of(&imported).trim(), "2 patient(s) importé(s).");
+}
