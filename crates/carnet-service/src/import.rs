@@ -93,18 +93,13 @@ impl Services {
         }
         .map_err(|problems| refusal(&problems))?;
         let practice_id = scope.practice_id;
-        let (key_version, practice_key) = self.practice_key_for(practice_id, &scope.caller).await?;
+        let keys = self.practice_key_for(practice_id, &scope.caller).await?;
         let now = self.now();
         let mut patients = Vec::with_capacity(identities.len());
         let mut events = Vec::with_capacity(identities.len());
         for identity in &identities {
-            let new = self.new_patient(
-                practice_id,
-                (key_version, &practice_key),
-                identity,
-                scope.created_by,
-                now,
-            )?;
+            let new =
+                self.new_patient(practice_id, keys.current(), identity, scope.created_by, now)?;
             events.push(self.audit_event(
                 &scope.caller,
                 ChainId::Practice(practice_id),

@@ -19,6 +19,7 @@ mod passkeys;
 mod pin;
 mod practices;
 mod records;
+mod rotation;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ pub use passkeys::{
 pub use pin::{PIN_LENGTH, PracticePin};
 pub use practices::{NewMemberInput, NewPracticeInput, ProfessionalIdDecision};
 pub use records::{ClinicalScope, PatientQuery, PatientRevisionView, PatientView, RecordsScope};
+pub use rotation::REENCRYPTION_BATCH;
 
 /// What a use case can answer instead of a result. Every variant maps to one stable
 /// error code on the wire; messages are French and never contain stored values.

@@ -69,6 +69,29 @@ impl ClinicalScope {
     }
 }
 
+/// Every version of a practice's key, opened, newest first (a patient's key stays wrapped
+/// by the version it was wrapped with until the re-encryption job moves it).
+pub(crate) struct PracticeKeys(Vec<(i64, DataKey)>);
+
+impl PracticeKeys {
+    /// The current version and its key (new patients are wrapped with it).
+    pub(crate) fn current(&self) -> (i64, &DataKey) {
+        let (version, key) = &self.0[0];
+        (*version, key)
+    }
+
+    pub(crate) fn of(&self, version: i64) -> Option<&DataKey> {
+        self.0
+            .iter()
+            .find(|(known, _)| *known == version)
+            .map(|(_, key)| key)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &DataKey> {
+        self.0.iter().map(|(_, key)| key)
+    }
+}
+
 /// The rows of a new patient, ready to be stored.
 pub(crate) struct NewPatient {
     pub(crate) patient: PatientRecord,
@@ -135,14 +158,14 @@ const FIRST_PRACTICE_KEY: i64 = 1;
 /// Patient keys seal identities as version 1.
 const PATIENT_KEY_VERSION: u32 = 1;
 
-fn practice_key_row(practice_id: PracticeId, version: i64) -> Vec<u8> {
+pub(crate) fn practice_key_row(practice_id: PracticeId, version: i64) -> Vec<u8> {
     let mut row = practice_id.as_uuid().as_bytes().to_vec();
     row.extend_from_slice(&version.to_be_bytes());
     row
 }
 
 /// The blind-index entries of an identity.
-fn index_entries(
+pub(crate) fn index_entries(
     practice_key: &DataKey,
     identity: &PatientIdentity,
 ) -> Result<Vec<IndexEntry>, ServiceError> {
@@ -172,7 +195,7 @@ fn index_entries(
     Ok(entries)
 }
 
-fn revision_context(revision_id: &Uuid) -> SealContext<'_> {
+pub(crate) fn revision_context(revision_id: &Uuid) -> SealContext<'_> {
     SealContext {
         table: "patient_revisions",
         column: "sealed_identity",
@@ -180,12 +203,24 @@ fn revision_context(revision_id: &Uuid) -> SealContext<'_> {
     }
 }
 
-fn patient_key_context(patient_id: &Uuid) -> SealContext<'_> {
+pub(crate) fn patient_key_context(patient_id: &Uuid) -> SealContext<'_> {
     SealContext {
         table: "patients",
         column: "wrapped_key",
         row: patient_id.as_bytes(),
     }
+}
+
+/// A patient's key, unwrapped with the practice key of the version it was wrapped with.
+pub(crate) fn open_patient_key(keys: &PracticeKeys, patient: &PatientRecord) -> Option<DataKey> {
+    let version = u32::try_from(patient.key_version).ok()?;
+    let wrapping = keys.of(patient.key_version)?.sealing_key(version).ok()?;
+    DataKey::unwrap(
+        &wrapping,
+        &patient.wrapped_key,
+        patient_key_context(&patient.id),
+    )
+    .ok()
 }
 
 /// Whether the identity answers a name prefix (normalised, spaces ignored).
@@ -347,11 +382,11 @@ impl Services {
         Ok(member.name.as_str().to_owned())
     }
 
-    /// The practice's current key (made on first use), with its version.
+    /// The practice's keys (the first made on first use).
     pub(crate) async fn practice_key(
         &self,
         scope: &RecordsScope,
-    ) -> Result<(i64, DataKey), ServiceError> {
+    ) -> Result<PracticeKeys, ServiceError> {
         self.practice_key_for(scope.practice_id, &scope.caller)
             .await
     }
@@ -362,7 +397,7 @@ impl Services {
         &self,
         practice_id: PracticeId,
         caller: &Caller,
-    ) -> Result<(i64, DataKey), ServiceError> {
+    ) -> Result<PracticeKeys, ServiceError> {
         let read = || async {
             self.read(move |tx| Box::pin(async move { tx.practice_keys(practice_id).await }))
                 .await
@@ -393,25 +428,23 @@ impl Services {
             .await?;
             keys = read().await?;
         }
-        let (version, wrapped) =
-            keys.into_iter()
-                .next()
-                .ok_or(ServiceError::Unavailable(StoreError::Corrupt(
-                    "practice key",
-                )))?;
-        let row = practice_key_row(practice_id, version);
-        match DataKey::unwrap(
-            &self.auth.records_kek,
-            &wrapped,
-            SealContext {
-                table: "practice_keys",
-                column: "wrapped_key",
-                row: &row,
-            },
-        ) {
-            Ok(key) => Ok((version, key)),
-            Err(_) => Err(self.integrity_failure_for(practice_id, caller, None).await),
+        let mut opened = Vec::with_capacity(keys.len());
+        for (version, wrapped) in keys {
+            let row = practice_key_row(practice_id, version);
+            match DataKey::unwrap(
+                &self.auth.records_kek,
+                &wrapped,
+                SealContext {
+                    table: "practice_keys",
+                    column: "wrapped_key",
+                    row: &row,
+                },
+            ) {
+                Ok(key) => opened.push((version, key)),
+                Err(_) => return Err(self.integrity_failure_for(practice_id, caller, None).await),
+            }
         }
+        Ok(PracticeKeys(opened))
     }
 
     /// Audits an integrity failure and returns the error to answer with.
@@ -446,25 +479,15 @@ impl Services {
         }
     }
 
-    /// Opens a patient's key (wrapped by the practice key); a failure is audited.
+    /// Opens a patient's key (wrapped by the practice key of its version); a failure is
+    /// audited.
     pub(crate) async fn patient_key(
         &self,
         scope: &RecordsScope,
-        practice_key: &DataKey,
+        keys: &PracticeKeys,
         patient: &PatientRecord,
     ) -> Result<DataKey, ServiceError> {
-        let opened = u32::try_from(patient.key_version)
-            .ok()
-            .and_then(|version| practice_key.sealing_key(version).ok())
-            .and_then(|wrapping| {
-                DataKey::unwrap(
-                    &wrapping,
-                    &patient.wrapped_key,
-                    patient_key_context(&patient.id),
-                )
-                .ok()
-            });
-        match opened {
+        match open_patient_key(keys, patient) {
             Some(key) => Ok(key),
             None => Err(self.integrity_failure(scope, Some(patient.id)).await),
         }
@@ -474,11 +497,11 @@ impl Services {
     async fn open_identity(
         &self,
         scope: &RecordsScope,
-        practice_key: &DataKey,
+        keys: &PracticeKeys,
         patient: &PatientRecord,
         revision: &PatientRevisionRecord,
     ) -> Result<PatientIdentity, ServiceError> {
-        let patient_key = self.patient_key(scope, practice_key, patient).await?;
+        let patient_key = self.patient_key(scope, keys, patient).await?;
         let opened = patient_key
             .sealing_key(PATIENT_KEY_VERSION)
             .ok()
@@ -524,17 +547,11 @@ impl Services {
     ) -> Result<PatientView, ServiceError> {
         let identity = PatientIdentity::check(input, self.today())
             .map_err(|error| ServiceError::invalid("identity", &error))?;
-        let (key_version, practice_key) = self.practice_key(scope).await?;
+        let keys = self.practice_key(scope).await?;
         let now = self.now();
         let practice_id = scope.practice_id;
         let created_by = *scope.member_id.as_uuid();
-        let new = self.new_patient(
-            practice_id,
-            (key_version, &practice_key),
-            &identity,
-            created_by,
-            now,
-        )?;
+        let new = self.new_patient(practice_id, keys.current(), &identity, created_by, now)?;
         let patient_id = new.patient.id;
         let event = self.records_event(scope, Action::RecordWritten, Some(patient_id));
         self.audited(vec![event], move |tx| {
@@ -626,9 +643,9 @@ impl Services {
             Ok((_, None)) | Err(ServiceError::NotFound) => return Err(ServiceError::NotFound),
             Err(error) => return Err(error),
         };
-        let (_, practice_key) = self.practice_key(scope).await?;
+        let keys = self.practice_key(scope).await?;
         let identity = self
-            .open_identity(scope, &practice_key, &patient, &revision)
+            .open_identity(scope, &keys, &patient, &revision)
             .await?;
         Ok(PatientView {
             id: patient.id,
@@ -661,28 +678,19 @@ impl Services {
             .read(move |tx| Box::pin(async move { tx.patient(practice_id, patient_id).await }))
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let (_, practice_key) = self.practice_key(scope).await?;
-        let opened_key = practice_key
-            .sealing_key(u32::try_from(patient.key_version).unwrap_or(u32::MAX))
-            .ok()
-            .and_then(|wrapping| {
-                DataKey::unwrap(
-                    &wrapping,
-                    &patient.wrapped_key,
-                    patient_key_context(&patient.id),
-                )
-                .ok()
-            });
-        let Some(patient_key) = opened_key else {
-            return Err(self.integrity_failure(scope, Some(patient_id)).await);
-        };
+        let keys = self.practice_key(scope).await?;
+        let patient_key = self.patient_key(scope, &keys, &patient).await?;
+        // The indexes follow the practice key version the patient is wrapped with.
+        let index_key = keys
+            .of(patient.key_version)
+            .ok_or(ServiceError::Integrity)?;
         let revision_id = self.new_uuid()?;
         let plain = serde_json::to_vec(&identity).map_err(|_| ServiceError::Integrity)?;
         let sealed_identity = patient_key
             .sealing_key(PATIENT_KEY_VERSION)
             .and_then(|key| key.seal(&plain, revision_context(&revision_id), self.random.as_ref()))
             .map_err(|_| ServiceError::Randomness)?;
-        let entries = index_entries(&practice_key, &identity)?;
+        let entries = index_entries(index_key, &identity)?;
         let now = self.now();
         let number = expected_revision + 1;
         let revision = PatientRevisionRecord {
@@ -736,12 +744,10 @@ impl Services {
             Err(ServiceError::NotFound) => return Err(ServiceError::NotFound),
             other => other?,
         };
-        let (_, practice_key) = self.practice_key(scope).await?;
+        let keys = self.practice_key(scope).await?;
         let mut history = Vec::with_capacity(revisions.len());
         for revision in &revisions {
-            let identity = self
-                .open_identity(scope, &practice_key, &patient, revision)
-                .await?;
+            let identity = self.open_identity(scope, &keys, &patient, revision).await?;
             history.push(PatientRevisionView {
                 number: revision.number,
                 identity,
@@ -761,7 +767,7 @@ impl Services {
         scope: &RecordsScope,
         query: &PatientQuery,
     ) -> Result<Vec<PatientView>, ServiceError> {
-        let (_, practice_key) = self.practice_key(scope).await?;
+        let keys = self.practice_key(scope).await?;
         let birth_date = query
             .birth_date
             .as_deref()
@@ -793,12 +799,15 @@ impl Services {
                     None,
                 )
             };
-        let mut probes = Vec::with_capacity(lookups.len());
-        for (field, value) in lookups {
-            let key = practice_key
-                .blind_index_key(field)
-                .map_err(|_| ServiceError::Integrity)?;
-            probes.push((field, key.digest(&value).to_vec()));
+        // Every key version still wrapping some patient indexes them: probe with each.
+        let mut probes = Vec::new();
+        for practice_key in keys.all() {
+            for (field, value) in &lookups {
+                let key = practice_key
+                    .blind_index_key(field)
+                    .map_err(|_| ServiceError::Integrity)?;
+                probes.push((*field, key.digest(value).to_vec()));
+            }
         }
         let practice_id = scope.practice_id;
         let candidates = self
@@ -818,9 +827,7 @@ impl Services {
             .await?;
         let mut matches = Vec::new();
         for (patient, revision) in &candidates {
-            let identity = self
-                .open_identity(scope, &practice_key, patient, revision)
-                .await?;
+            let identity = self.open_identity(scope, &keys, patient, revision).await?;
             let fits = match (&nir, &name) {
                 (Some(nir), _) => identity.nir.as_deref() == Some(nir.as_str()),
                 (None, Some(name)) => {

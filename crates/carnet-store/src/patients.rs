@@ -485,3 +485,71 @@ impl Tx {
         Ok(())
     }
 }
+
+impl Tx {
+    /// Up to `limit` of the practice's patients still wrapped by a key version older than
+    /// `version` (the re-encryption job's work list).
+    pub async fn patients_below_key_version(
+        &mut self,
+        practice_id: PracticeId,
+        version: i64,
+        limit: i64,
+    ) -> Result<Vec<PatientRecord>, StoreError> {
+        on_tx!(self, |conn| {
+            let rows: Vec<PatientRow> = sqlx::query_as(
+                "SELECT id, practice_id, key_version, wrapped_key, created_at, last_care_at \
+                 FROM patients WHERE practice_id = $1 AND key_version < $2 \
+                 ORDER BY id LIMIT $3",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(version)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows.into_iter().map(patient_of).collect())
+        })
+    }
+
+    /// Replaces a patient's wrapped key, if it is still wrapped by `from_version` (another
+    /// node may have done it already); false otherwise.
+    pub async fn rewrap_patient(
+        &mut self,
+        practice_id: PracticeId,
+        patient_id: Uuid,
+        from_version: i64,
+        to_version: i64,
+        wrapped_key: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.before_write().await?;
+        on_tx!(self, |conn| {
+            let done = sqlx::query(
+                "UPDATE patients SET wrapped_key = $5, key_version = $4 \
+                 WHERE practice_id = $1 AND id = $2 AND key_version = $3",
+            )
+            .bind(practice_id.as_uuid())
+            .bind(patient_id)
+            .bind(from_version)
+            .bind(to_version)
+            .bind(wrapped_key)
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// The practices with patients still wrapped by an older key version.
+    pub async fn practices_to_reencrypt(&mut self) -> Result<Vec<PracticeId>, StoreError> {
+        on_tx!(self, |conn| {
+            let rows: Vec<(Uuid,)> = sqlx::query_as(
+                "SELECT DISTINCT p.practice_id FROM patients p WHERE p.key_version < \
+                 (SELECT MAX(k.version) FROM practice_keys k WHERE k.practice_id = p.practice_id)",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id,)| PracticeId::from_uuid(id))
+                .collect())
+        })
+    }
+}

@@ -11,6 +11,7 @@ mod device;
 mod exit;
 mod import;
 mod instance;
+mod keys;
 mod member;
 mod migrate;
 mod output;
@@ -66,6 +67,9 @@ enum Command {
     /// The audit trail: verify it, sign checkpoints.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Keys of the care records: rotate a practice's key.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Imports a practice's patients from another software (CSV or FHIR R4 Bundle; all
     /// or nothing).
     Import(import::ImportCommand),
@@ -127,6 +131,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             Command::Member(command) => member::run(&config, command).await,
             Command::Admin(command) => admin::run(&config, command).await,
             Command::Import(command) => import::run(&config, command).await,
+            Command::Keys(command) => keys::run(&config, command).await,
             Command::Device(_) => Ok(()),
         }
     })

@@ -122,7 +122,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// Signs due audit checkpoints every minute (the entry and age thresholds decide which).
+/// Every minute: signs due audit checkpoints (the entry and age thresholds decide which),
+/// and resumes any interrupted key rotation.
 /// A failure is logged and retried at the next tick: it never stops the server, but the
 /// checkpoint age shows in the logs.
 async fn checkpoint_regularly(config: Config, instance: Arc<crate::instance::Instance>) {
@@ -134,6 +135,12 @@ async fn checkpoint_regularly(config: Config, instance: Arc<crate::instance::Ins
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "audit checkpoints signed"),
             Err(error) => tracing::error!(error = %error, "audit checkpoint failed"),
+        }
+        // A key rotation interrupted (by a kill, a crash) resumes here.
+        match crate::keys::resume_reencryption(&instance.services).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "patients moved to their practice's new key"),
+            Err(error) => tracing::error!(error = %error, "key re-encryption failed"),
         }
     }
 }

@@ -14,5 +14,6 @@ mod pages_records;
 mod passkeys;
 mod patients;
 mod pin;
+mod rotation;
 mod softkey;
 mod support;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::auth::{member_signed_in, request, sign_in_again, signed_in, signed_in_as};
 use crate::support::{TestApp, send, test_app};
 
-const NIR: &str = "255081416802538";
+pub const NIR: &str = "255081416802538";
 
 pub async fn call(
     test: &TestApp,
@@ -69,7 +69,7 @@ pub async fn create(test: &TestApp, cookie: &str, practice: &str, body: Value) -
 }
 
 /// "birth name birth date" of each patient found.
-fn names(found: &[Value]) -> Vec<String> {
+pub fn names(found: &[Value]) -> Vec<String> {
     found
         .iter()
         .map(|patient| {
@@ -82,7 +82,7 @@ fn names(found: &[Value]) -> Vec<String> {
         .collect()
 }
 
-async fn search(test: &TestApp, cookie: &str, practice: &str, query: &str) -> Vec<Value> {
+pub async fn search(test: &TestApp, cookie: &str, practice: &str, query: &str) -> Vec<Value> {
     let (status, found) = call(
         test,
         "GET",

@@ -199,3 +199,84 @@ fn import_takes_a_whole_file_or_nothing_and_names_the_bad_row() {
     assert!(imported.status.success(), "{}", stderr_of(&imported));
     assert_eq!(stdout_of(&imported).trim(), "2 patient(s) importé(s).");
 }
+
+#[tokio::test]
+async fn a_rotation_stopped_after_one_batch_is_finished_by_the_server() {
+    let instance = Instance::new();
+    assert!(instance.run(&["migrate"]).status.success());
+    let created = instance.run(&[
+        "practice",
+        "create",
+        "--name",
+        "Cabinet du Port",
+        "--address",
+        "1 quai Est, 17000 La Rochelle",
+        "--profession",
+        "nurse",
+    ]);
+    let practice = stdout_of(&created).trim().to_owned();
+    let file = instance.dir.path().join("export.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\nLegrand;;Paul;;1950-01-02;M;;;;;;;;\nLegros;;Anne;;1960-03-04;F;;;;;;;;\nLeguen;;Luc;;1970-05-06;M;;;;;;;;\n",
+            carnet_domain::CSV_COLUMNS.join(";")
+        ),
+    )
+    .expect("write");
+    let imported = instance.run(&[
+        "import",
+        "--practice",
+        &practice,
+        file.to_str().expect("UTF-8"),
+    ]);
+    assert!(imported.status.success(), "{}", stderr_of(&imported));
+    let rotated = instance.run(&[
+        "keys",
+        "rotate",
+        "--practice",
+        &practice,
+        "--batch-size",
+        "1",
+        "--batches",
+        "1",
+    ]);
+    assert!(rotated.status.success(), "{}", stderr_of(&rotated));
+    assert!(stdout_of(&rotated).contains("Nouvelle clé du cabinet : version 2."));
+    assert!(stdout_of(&rotated).contains("le serveur termine le reste"));
+
+    let versions = || async {
+        let url = format!(
+            "sqlite://{}",
+            instance.data_dir().join("carnet.sqlite3").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("database");
+        let mut versions: Vec<i64> =
+            sqlx::query_as::<_, (i64,)>("SELECT key_version FROM patients")
+                .fetch_all(&pool)
+                .await
+                .expect("versions")
+                .into_iter()
+                .map(|(version,)| version)
+                .collect();
+        pool.close().await;
+        versions.sort_unstable();
+        versions
+    };
+    assert_eq!(versions().await, vec![1, 1, 2], "stopped after one patient");
+    let server = instance.serve();
+    let mut finished = false;
+    for _ in 0..100 {
+        if versions().await == vec![2, 2, 2] {
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(server);
+    assert!(
+        finished,
+        "the server moved the rest: {:?}",
+        versions().await
+    );
+}
