@@ -161,6 +161,21 @@ impl Services {
         Ok(count)
     }
 
+    /// Records in the instance's audit trail that the recovery kit was produced.
+    pub async fn record_recovery_kit(&self, caller: &Caller) -> Result<(), ServiceError> {
+        if caller.actor != Actor::Operator {
+            return Err(ServiceError::Forbidden);
+        }
+        let event = self.audit_event(
+            caller,
+            ChainId::Instance,
+            Action::Export,
+            Targets::default(),
+            Outcome::Success,
+        );
+        self.audit_alone(event).await
+    }
+
     /// The practices whose patients are not all on the current key version.
     pub async fn practices_to_reencrypt(&self) -> Result<Vec<PracticeId>, ServiceError> {
         self.read(|tx| Box::pin(async move { tx.practices_to_reencrypt().await }))

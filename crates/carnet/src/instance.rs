@@ -249,7 +249,7 @@ async fn open_store(config: &Config, mode: OpenMode) -> Result<(Store, bool), Cl
 }
 
 /// Reads a key file, refusing one that group or others can read or write.
-fn read_key_file(path: &Path) -> Result<KeyMaterial, CliError> {
+pub(crate) fn read_key_file(path: &Path) -> Result<KeyMaterial, CliError> {
     let metadata = fs::metadata(path).map_err(|error| {
         CliError::refusal(format!("impossible de lire {} ({error})", path.display()))
     })?;

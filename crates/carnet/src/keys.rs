@@ -25,14 +25,25 @@ pub enum KeysCommand {
         #[arg(long)]
         batches: Option<u64>,
     },
+    /// Writes the recovery kit: a page to print with what recovers this instance (the
+    /// instance key, the audit key) and how to keep it. The file is readable by its owner
+    /// only; print it, then delete it.
+    RecoveryKit {
+        /// Where to write the page (refused if the file exists).
+        #[arg(long, default_value = "kit-de-secours-carnet.html")]
+        output: std::path::PathBuf,
+    },
 }
 
 pub async fn run(config: &Config, command: &KeysCommand) -> Result<(), CliError> {
-    let KeysCommand::Rotate {
-        practice,
-        batch_size,
-        batches,
-    } = command;
+    let (practice, batch_size, batches) = match command {
+        KeysCommand::Rotate {
+            practice,
+            batch_size,
+            batches,
+        } => (practice, batch_size, batches),
+        KeysCommand::RecoveryKit { output } => return recovery_kit(config, output).await,
+    };
     if *batch_size < 1 {
         return Err(CliError::refusal("--batch-size doit valoir au moins 1"));
     }
@@ -94,4 +105,64 @@ pub async fn resume_reencryption(
         }
     }
     Ok(moved)
+}
+
+/// 64 hexadecimal characters in groups of 4, to copy by hand without error.
+fn grouped(hex: &str) -> String {
+    hex.trim()
+        .as_bytes()
+        .chunks(4)
+        .map(|group| String::from_utf8_lossy(group).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn recovery_kit(config: &Config, output: &std::path::Path) -> Result<(), CliError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    // Opening the instance checks that the key is this database's.
+    let instance = instance::open(config, OpenMode::MustExist).await?;
+    let instance_key = instance::read_key_file(&config.instance_key_path())?;
+    let audit_key = instance::read_key_file(&config.audit_key_path())?;
+    let recorded = instance
+        .services
+        .record_recovery_kit(&Caller::operator())
+        .await;
+    instance.store.close().await;
+    recorded.map_err(|error| CliError::failure(error.to_string()))?;
+    let page = format!(
+        include_str!("recovery_kit.html"),
+        date = carnet_domain::Clock::now(&crate::instance::SystemClock).to_french_text(),
+        data_dir = html_escape(&config.data_dir.display().to_string()),
+        instance_key = grouped(&instance_key.to_file_text()),
+        audit_key = grouped(&audit_key.to_file_text()),
+    );
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(output)
+        .map_err(|error| {
+            CliError::refusal(format!(
+                "impossible de créer {} ({error}) : choisissez un fichier qui n'existe pas",
+                output.display()
+            ))
+        })?;
+    file.write_all(page.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|error| CliError::failure(format!("écriture impossible ({error})")))?;
+    say(&format!(
+        "Kit de secours écrit dans {} (lisible par vous seul). Imprimez-le en deux \
+         exemplaires, rangez-les comme indiqué, puis supprimez ce fichier.",
+        output.display()
+    ));
+    Ok(())
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

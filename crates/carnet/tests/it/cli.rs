@@ -280,3 +280,40 @@ async fn a_rotation_stopped_after_one_batch_is_finished_by_the_server() {
         versions().await
     );
 }
+
+#[test]
+fn the_recovery_kit_holds_the_keys_and_is_private() {
+    let instance = Instance::new();
+    assert!(instance.run(&["migrate"]).status.success());
+    let kit = instance.dir.path().join("kit.html");
+    let written = instance.run(&[
+        "keys",
+        "recovery-kit",
+        "--output",
+        kit.to_str().expect("UTF-8"),
+    ]);
+    assert!(written.status.success(), "{}", stderr_of(&written));
+    assert_eq!(crate::support::mode_of(&kit), 0o600);
+    let page = std::fs::read_to_string(&kit).expect("kit");
+    for file in ["instance.key", "audit.key"] {
+        let hex = std::fs::read_to_string(instance.data_dir().join(file)).expect("key");
+        let grouped: Vec<String> = hex
+            .trim()
+            .as_bytes()
+            .chunks(4)
+            .map(|group| String::from_utf8_lossy(group).into_owned())
+            .collect();
+        assert!(page.contains(&grouped.join(" ")), "{file} is in the kit");
+    }
+    assert!(
+        page.contains("deux <strong>exemplaires</strong>")
+            || page.contains("<strong>deux exemplaires</strong>")
+    );
+    let again = instance.run(&[
+        "keys",
+        "recovery-kit",
+        "--output",
+        kit.to_str().expect("UTF-8"),
+    ]);
+    assert_refused(&again, "n'existe pas");
+}
