@@ -1,0 +1,338 @@
+//! Opening a patient record — identity and 50 care acts — from Carnet's sealed tables
+//! (practice key unwrapped by the instance-derived key, patient key unwrapped, 51 values
+//! opened with AES-256-GCM, JSON parsed) against the same read from identical plaintext
+//! tables in the same SQLite database. Authorization and audit are left out: this
+//! measures what encryption costs a record read, on one thread.
+//!
+//! `cargo bench -p carnet-store --bench record_read`. The two reads alternate in pairs;
+//! the report gives each pair's ratio and the median. Nothing is asserted.
+
+#![expect(
+    clippy::print_stdout,
+    reason = "a benchmark reports on standard output"
+)]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures wall-clock time"
+)]
+
+use std::time::Instant;
+
+use carnet_crypto::{DataKey, KeyMaterial, SealContext, SealingKey, SystemRandom};
+use carnet_domain::{
+    Address, ClinicalContent, PatientIdentity, PatientInput, Practice, PracticeId, PracticeName,
+    Profession, Timestamp,
+};
+use carnet_store::{ClinicalRecord, PatientRecord, PatientRevisionRecord, Store};
+use uuid::Uuid;
+
+const ACTS: usize = 50;
+const READS: usize = 300;
+const PAIRS: usize = 5;
+
+fn identity() -> PatientIdentity {
+    PatientIdentity::check(
+        &PatientInput {
+            birth_name: "Le Goff".into(),
+            birth_first_names: vec!["Anne".into(), "Marie".into()],
+            birth_date: "1950-01-02".into(),
+            sex: "F".into(),
+            identity_status: "PROV".into(),
+            address: "12 rue des Lilas, 17000 La Rochelle".into(),
+            phones: vec!["0612345678".into()],
+            ..PatientInput::default()
+        },
+        None,
+    )
+    .expect("identity")
+}
+
+fn act(n: usize) -> ClinicalContent {
+    serde_json::from_value(serde_json::json!({
+        "kind": "act", "performed_at": format!("2026-11-{:02}T08:30", 1 + n % 28),
+        "performer": "Anne Martin", "label": "Injection sous-cutanée", "ngap_code": "AMI 1",
+        "observation": "Patiente calme, point d'injection propre, pas de réaction.",
+        "vitals": {"temperature_celsius": 37.2, "systolic_mmhg": 130, "diastolic_mmhg": 80,
+                   "pulse_bpm": 72, "pain_0_10": 2}
+    }))
+    .expect("act")
+}
+
+fn place<'a>(table: &'a str, row: &'a [u8]) -> SealContext<'a> {
+    SealContext {
+        table,
+        column: "sealed",
+        row,
+    }
+}
+
+struct Sealed {
+    practice_id: PracticeId,
+    patient_id: Uuid,
+    wrapped_practice_key: Vec<u8>,
+}
+
+async fn setup(store: &Store, kek: &SealingKey) -> Sealed {
+    let practice = Practice {
+        id: PracticeId::new_v7(1, &[1; 10]),
+        name: PracticeName::parse("Cabinet").expect("name"),
+        address: Address::parse("1 rue Haute, 13001 Marseille").expect("address"),
+        profession: Profession::Nurse,
+        created_at: Timestamp::from_unix_millis(1),
+    };
+    let practice_key = DataKey::generate(&SystemRandom).expect("key");
+    let wrapped_practice_key = practice_key
+        .wrap(kek, place("practice_keys", b"p"), &SystemRandom)
+        .expect("wrap");
+    let patient_id = Uuid::from_u128(1);
+    let patient_key = DataKey::generate(&SystemRandom).expect("key");
+    let wrapping = practice_key.sealing_key(1).expect("sealing");
+    let sealing = patient_key.sealing_key(1).expect("sealing");
+    let now = Timestamp::from_unix_millis(2);
+    let author = Uuid::from_u128(9);
+    let mut tx = store.transaction().await.expect("tx");
+    tx.insert_practice(&practice).await.expect("practice");
+    tx.insert_patient(
+        &PatientRecord {
+            id: patient_id,
+            practice_id: practice.id,
+            key_version: 1,
+            wrapped_key: patient_key
+                .wrap(
+                    &wrapping,
+                    place("patients", patient_id.as_bytes()),
+                    &SystemRandom,
+                )
+                .expect("wrap"),
+            created_at: now,
+            last_care_at: None,
+        },
+        author,
+    )
+    .await
+    .expect("patient");
+    let revision_id = Uuid::from_u128(2);
+    let identity = serde_json::to_vec(&identity()).expect("json");
+    tx.insert_patient_revision(
+        practice.id,
+        &PatientRevisionRecord {
+            id: revision_id,
+            patient_id,
+            number: 1,
+            sealed_identity: sealing
+                .seal(
+                    &identity,
+                    place("patient_revisions", revision_id.as_bytes()),
+                    &SystemRandom,
+                )
+                .expect("seal"),
+            created_at: now,
+            created_by: author,
+        },
+    )
+    .await
+    .expect("revision");
+    for n in 0..ACTS {
+        let entry_id = Uuid::from_u128(1000 + n as u128);
+        let revision_id = Uuid::from_u128(2000 + n as u128);
+        let content = serde_json::to_vec(&act(n)).expect("json");
+        tx.insert_clinical_entry(
+            practice.id,
+            &ClinicalRecord {
+                entry_id,
+                patient_id,
+                kind: "act".into(),
+                entry_created_at: now,
+                revision_id,
+                number: 1,
+                sealed_content: sealing
+                    .seal(
+                        &content,
+                        place("clinical_revisions", revision_id.as_bytes()),
+                        &SystemRandom,
+                    )
+                    .expect("seal"),
+                created_at: now,
+                created_by: author,
+            },
+        )
+        .await
+        .expect("entry");
+    }
+    tx.commit().await.expect("commit");
+    Sealed {
+        practice_id: practice.id,
+        patient_id,
+        wrapped_practice_key,
+    }
+}
+
+async fn sealed_read(store: &Store, kek: &SealingKey, sealed: &Sealed) -> usize {
+    let mut tx = store.transaction().await.expect("tx");
+    let patient = tx
+        .patient(sealed.practice_id, sealed.patient_id)
+        .await
+        .expect("read")
+        .expect("patient");
+    let revision = tx
+        .current_revision(sealed.practice_id, sealed.patient_id)
+        .await
+        .expect("read")
+        .expect("revision");
+    let acts = tx
+        .clinical_entries(sealed.practice_id, sealed.patient_id)
+        .await
+        .expect("read");
+    tx.rollback().await.expect("rollback");
+    let practice_key = DataKey::unwrap(
+        kek,
+        &sealed.wrapped_practice_key,
+        place("practice_keys", b"p"),
+    )
+    .expect("practice key");
+    let patient_key = DataKey::unwrap(
+        &practice_key.sealing_key(1).expect("sealing"),
+        &patient.wrapped_key,
+        place("patients", patient.id.as_bytes()),
+    )
+    .expect("patient key");
+    let sealing = patient_key.sealing_key(1).expect("sealing");
+    let identity: PatientIdentity = serde_json::from_slice(
+        &sealing
+            .open(
+                &revision.sealed_identity,
+                place("patient_revisions", revision.id.as_bytes()),
+            )
+            .expect("open"),
+    )
+    .expect("json");
+    let mut count = usize::from(!identity.birth_name.is_empty());
+    for act in &acts {
+        let content: ClinicalContent = serde_json::from_slice(
+            &sealing
+                .open(
+                    &act.sealed_content,
+                    place("clinical_revisions", act.revision_id.as_bytes()),
+                )
+                .expect("open"),
+        )
+        .expect("json");
+        count += usize::from(content.kind() == "act");
+    }
+    count
+}
+
+async fn plain_setup(store: &Store) {
+    store
+        .danger_execute(
+            "CREATE TABLE plain_patients (id BLOB PRIMARY KEY, practice_id BLOB, identity TEXT)",
+        )
+        .await
+        .expect("table");
+    store
+        .danger_execute(
+            "CREATE TABLE plain_acts (id BLOB PRIMARY KEY, practice_id BLOB, patient_id BLOB, \
+             created_at INTEGER, content TEXT)",
+        )
+        .await
+        .expect("table");
+    store
+        .danger_execute("CREATE INDEX plain_acts_by_patient ON plain_acts (practice_id, patient_id, created_at)")
+        .await
+        .expect("index");
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open_sqlite(&dir.path().join("bench.sqlite3"))
+            .await
+            .expect("open");
+        store.migrate(None).await.expect("migrate");
+        let root = KeyMaterial::generate(&SystemRandom).expect("root");
+        let kek = SealingKey::derived(1, &root, "bench/practice-keys").expect("kek");
+        let sealed = setup(&store, &kek).await;
+        plain_setup(&store).await;
+        let pool = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("bench.sqlite3").display()
+        ))
+        .await
+        .expect("plain pool");
+        let practice = sealed.practice_id.as_uuid().as_bytes().to_vec();
+        let patient = sealed.patient_id.as_bytes().to_vec();
+        sqlx::query("INSERT INTO plain_patients VALUES (?, ?, ?)")
+            .bind(&patient)
+            .bind(&practice)
+            .bind(serde_json::to_string(&identity()).expect("json"))
+            .execute(&pool)
+            .await
+            .expect("insert");
+        for n in 0..ACTS {
+            sqlx::query("INSERT INTO plain_acts VALUES (?, ?, ?, ?, ?)")
+                .bind(Uuid::from_u128(5000 + n as u128).as_bytes().to_vec())
+                .bind(&practice)
+                .bind(&patient)
+                .bind(n as i64)
+                .bind(serde_json::to_string(&act(n)).expect("json"))
+                .execute(&pool)
+                .await
+                .expect("insert");
+        }
+        let plain_read = || async {
+            let (identity,): (String,) =
+                sqlx::query_as("SELECT identity FROM plain_patients WHERE practice_id = ? AND id = ?")
+                    .bind(&practice)
+                    .bind(&patient)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("read");
+            let identity: PatientIdentity = serde_json::from_str(&identity).expect("json");
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT content FROM plain_acts WHERE practice_id = ? AND patient_id = ? ORDER BY created_at",
+            )
+            .bind(&practice)
+            .bind(&patient)
+            .fetch_all(&pool)
+            .await
+            .expect("read");
+            let mut count = usize::from(!identity.birth_name.is_empty());
+            for (content,) in rows {
+                let content: ClinicalContent = serde_json::from_str(&content).expect("json");
+                count += usize::from(content.kind() == "act");
+            }
+            count
+        };
+        assert_eq!(plain_read().await, ACTS + 1);
+        assert_eq!(sealed_read(&store, &kek, &sealed).await, ACTS + 1);
+        let mut ratios = Vec::new();
+        for pair in 1..=PAIRS {
+            let started = Instant::now();
+            for _ in 0..READS {
+                std::hint::black_box(plain_read().await);
+            }
+            let plain = started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            for _ in 0..READS {
+                std::hint::black_box(sealed_read(&store, &kek, &sealed).await);
+            }
+            let sealed_time = started.elapsed().as_secs_f64();
+            let ratio = sealed_time / plain;
+            println!(
+                "pair {pair}: plaintext {:.1} µs/read, sealed {:.1} µs/read, ratio {ratio:.2}",
+                plain / READS as f64 * 1e6,
+                sealed_time / READS as f64 * 1e6
+            );
+            ratios.push(ratio);
+        }
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "median ratio (sealed / plaintext), identity + {ACTS} acts: {:.2}",
+            ratios[PAIRS / 2]
+        );
+    });
+}
