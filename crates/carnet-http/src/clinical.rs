@@ -80,7 +80,8 @@ impl From<ClinicalView> for EntryBody {
     }
 }
 
-async fn scope_of(
+/// The clinical capability of the caller over the practice named in the path.
+pub(crate) async fn scope_of(
     state: &AppState,
     caller: &carnet_service::Caller,
     token: &str,

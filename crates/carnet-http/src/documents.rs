@@ -7,12 +7,13 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use carnet_service::{ClinicalScope, DocumentView};
+use carnet_service::DocumentView;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::{Authenticated, id_param, practice_id};
+use crate::api::{Authenticated, id_param};
 use crate::auth::Token;
+use crate::clinical::scope_of;
 use crate::error::ErrorEnvelope;
 use crate::{ApiError, AppState};
 
@@ -54,18 +55,6 @@ pub struct UploadParams {
 pub struct ContentParams {
     /// A version number (default: the current one).
     version: Option<i64>,
-}
-
-async fn scope_of(
-    state: &AppState,
-    caller: &carnet_service::Caller,
-    token: &str,
-    practice: &str,
-) -> Result<ClinicalScope, ApiError> {
-    Ok(state
-        .services
-        .authorize_clinical(caller, token, practice_id(practice)?)
-        .await?)
 }
 
 async fn upload(

@@ -40,6 +40,19 @@ async fn records_scope(
         .map_err(refusal)
 }
 
+/// The records capability and the patient id of a patient page's path.
+async fn patient_scope(
+    state: &AppState,
+    signed_in: &SignedIn,
+    practice: &str,
+    patient: &str,
+) -> Result<(RecordsScope, uuid::Uuid), Response> {
+    let scope = records_scope(state, signed_in, practice).await?;
+    let patient_id =
+        id_param(patient, "patient_id").map_err(|_| refusal(ServiceError::NotFound))?;
+    Ok((scope, patient_id))
+}
+
 /// "LEGRAND Paul": the used (or birth) name in capitals, and the first name used.
 fn display_name(identity: &PatientIdentity) -> String {
     let name = identity
@@ -395,12 +408,9 @@ pub async fn edit_form(
     signed_in: SignedIn,
     Path((practice, patient)): Path<(String, String)>,
 ) -> Response {
-    let scope = match records_scope(&state, &signed_in, &practice).await {
-        Ok(scope) => scope,
+    let (scope, patient_id) = match patient_scope(&state, &signed_in, &practice, &patient).await {
+        Ok(found) => found,
         Err(refused) => return refused,
-    };
-    let Ok(patient_id) = id_param(&patient, "patient_id") else {
-        return refusal(ServiceError::NotFound);
     };
     match state.services.patient(&scope, patient_id).await {
         Ok(view) => render(
@@ -423,12 +433,9 @@ pub async fn edit(
     Path((practice, patient)): Path<(String, String)>,
     Form(form): Form<IdentityForm>,
 ) -> Response {
-    let scope = match records_scope(&state, &signed_in, &practice).await {
-        Ok(scope) => scope,
+    let (scope, patient_id) = match patient_scope(&state, &signed_in, &practice, &patient).await {
+        Ok(found) => found,
         Err(refused) => return refused,
-    };
-    let Ok(patient_id) = id_param(&patient, "patient_id") else {
-        return refusal(ServiceError::NotFound);
     };
     match state
         .services
@@ -635,12 +642,9 @@ async fn patient_page(
     error: String,
     status: StatusCode,
 ) -> Response {
-    let scope = match records_scope(state, signed_in, practice).await {
-        Ok(scope) => scope,
+    let (scope, patient_id) = match patient_scope(state, signed_in, practice, patient).await {
+        Ok(found) => found,
         Err(refused) => return refused,
-    };
-    let Ok(patient_id) = id_param(patient, "patient_id") else {
-        return refusal(ServiceError::NotFound);
     };
     let view = match state.services.patient(&scope, patient_id).await {
         Ok(view) => view,
@@ -733,12 +737,9 @@ pub async fn history(
     signed_in: SignedIn,
     Path((practice, patient)): Path<(String, String)>,
 ) -> Response {
-    let scope = match records_scope(&state, &signed_in, &practice).await {
-        Ok(scope) => scope,
+    let (scope, patient_id) = match patient_scope(&state, &signed_in, &practice, &patient).await {
+        Ok(found) => found,
         Err(refused) => return refused,
-    };
-    let Ok(patient_id) = id_param(&patient, "patient_id") else {
-        return refusal(ServiceError::NotFound);
     };
     match state.services.patient_history(&scope, patient_id).await {
         Ok(revisions) => {

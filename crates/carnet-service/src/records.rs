@@ -71,24 +71,28 @@ impl ClinicalScope {
 
 /// Every version of a practice's key, opened, newest first (a patient's key stays wrapped
 /// by the version it was wrapped with until the re-encryption job moves it).
-pub(crate) struct PracticeKeys(Vec<(i64, DataKey)>);
+pub(crate) struct PracticeKeys {
+    current: (i64, DataKey),
+    older: Vec<(i64, DataKey)>,
+}
 
 impl PracticeKeys {
     /// The current version and its key (new patients are wrapped with it).
     pub(crate) fn current(&self) -> (i64, &DataKey) {
-        let (version, key) = &self.0[0];
-        (*version, key)
+        (self.current.0, &self.current.1)
     }
 
     pub(crate) fn of(&self, version: i64) -> Option<&DataKey> {
-        self.0
-            .iter()
+        std::iter::once(&self.current)
+            .chain(&self.older)
             .find(|(known, _)| *known == version)
             .map(|(_, key)| key)
     }
 
     fn all(&self) -> impl Iterator<Item = &DataKey> {
-        self.0.iter().map(|(_, key)| key)
+        std::iter::once(&self.current)
+            .chain(&self.older)
+            .map(|(_, key)| key)
     }
 }
 
@@ -444,7 +448,16 @@ impl Services {
                 Err(_) => return Err(self.integrity_failure_for(practice_id, caller, None).await),
             }
         }
-        Ok(PracticeKeys(opened))
+        let mut versions = opened.into_iter();
+        let current = versions
+            .next()
+            .ok_or(ServiceError::Unavailable(StoreError::Corrupt(
+                "practice key",
+            )))?;
+        Ok(PracticeKeys {
+            current,
+            older: versions.collect(),
+        })
     }
 
     /// Audits an integrity failure and returns the error to answer with.

@@ -281,23 +281,15 @@ async fn a_postgresql_dump_and_the_blobs_reveal_nothing() {
         let (status, body) = add(&test, &holder, &format!("{uri}/entries"), content).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    let (mut parts, _) = crate::auth::request(
-        "POST",
-        &format!("{uri}/documents?name={}.pdf", markers[5]),
-        Some(&holder),
-        None,
-    )
-    .into_parts();
-    parts
-        .headers
-        .insert("content-type", "application/pdf".parse().expect("header"));
-    let pdf = format!("%PDF-1.7 {}", markers[4]);
-    let (response, _) = crate::support::send(
-        &test.anonymous(),
-        axum::http::Request::from_parts(parts, axum::body::Body::from(pdf)),
+    let (status, _) = crate::documents::upload(
+        &test,
+        &holder,
+        &format!("{uri}/documents"),
+        &format!("{}.pdf", markers[5]),
+        format!("%PDF-1.7 {}", markers[4]).into_bytes(),
     )
     .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED);
 
     let dump = std::process::Command::new("pg_dump")
         .args(["--dbname", &url, "--schema", &schema, "--no-owner"])

@@ -32,7 +32,7 @@ async fn setup(test: &TestApp) -> (String, String, String) {
     (holder, uri, practice)
 }
 
-async fn upload(
+pub async fn upload(
     test: &TestApp,
     cookie: &str,
     uri: &str,

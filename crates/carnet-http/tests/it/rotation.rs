@@ -90,26 +90,16 @@ async fn after_ten_rotations_every_record_still_opens() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (mut parts, _) = crate::auth::request(
-        "POST",
-        &format!("{patient_uri}/documents?name=radio.pdf"),
-        Some(&holder),
-        None,
-    )
-    .into_parts();
-    parts
-        .headers
-        .insert("content-type", "application/pdf".parse().expect("header"));
-    let (response, bytes) = crate::support::send(
-        &test.anonymous(),
-        axum::http::Request::from_parts(parts, axum::body::Body::from(b"%PDF-1.7 radio".to_vec())),
+    let (status, uploaded) = crate::documents::upload(
+        &test,
+        &holder,
+        &format!("{patient_uri}/documents"),
+        "radio.pdf",
+        b"%PDF-1.7 radio".to_vec(),
     )
     .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let document = crate::support::json(&bytes)["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    assert_eq!(status, StatusCode::CREATED);
+    let document = uploaded["id"].as_str().expect("id").to_owned();
 
     let services = &test.state.services;
     let operator = Caller::operator();

@@ -150,10 +150,8 @@ fn the_committed_cli_reference_is_current() {
     );
 }
 
-#[test]
-fn import_takes_a_whole_file_or_nothing_and_names_the_bad_row() {
-    let instance = Instance::new();
-    assert!(instance.run(&["migrate"]).status.success());
+/// A nurses' practice on `instance`; its id.
+fn nurses_practice(instance: &Instance) -> String {
     let created = instance.run(&[
         "practice",
         "create",
@@ -164,7 +162,15 @@ fn import_takes_a_whole_file_or_nothing_and_names_the_bad_row() {
         "--profession",
         "nurse",
     ]);
-    let practice = stdout_of(&created).trim().to_owned();
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    stdout_of(&created).trim().to_owned()
+}
+
+#[test]
+fn import_takes_a_whole_file_or_nothing_and_names_the_bad_row() {
+    let instance = Instance::new();
+    assert!(instance.run(&["migrate"]).status.success());
+    let practice = nurses_practice(&instance);
     let header = carnet_domain::CSV_COLUMNS.join(";");
     let file = instance.dir.path().join("export.csv");
     std::fs::write(
@@ -204,17 +210,7 @@ fn import_takes_a_whole_file_or_nothing_and_names_the_bad_row() {
 async fn a_rotation_stopped_after_one_batch_is_finished_by_the_server() {
     let instance = Instance::new();
     assert!(instance.run(&["migrate"]).status.success());
-    let created = instance.run(&[
-        "practice",
-        "create",
-        "--name",
-        "Cabinet du Port",
-        "--address",
-        "1 quai Est, 17000 La Rochelle",
-        "--profession",
-        "nurse",
-    ]);
-    let practice = stdout_of(&created).trim().to_owned();
+    let practice = nurses_practice(&instance);
     let file = instance.dir.path().join("export.csv");
     std::fs::write(
         &file,
