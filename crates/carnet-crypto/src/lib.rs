@@ -107,6 +107,13 @@ impl fmt::Debug for KeyMaterial {
     }
 }
 
+/// Where the wrapped instance root is kept (bound into its seal).
+const ROOT_CONTEXT: SealContext<'static> = SealContext {
+    table: "instance_meta",
+    column: "value",
+    row: b"instance_root",
+};
+
 /// The 256-bit instance key (key-encryption key). Zeroed on drop, never printed.
 pub struct InstanceKey(KeyMaterial);
 
@@ -133,6 +140,32 @@ impl InstanceKey {
     /// Key material derived from the instance key for one purpose (HKDF-SHA-256).
     pub fn derive(&self, purpose: &str) -> Result<KeyMaterial, CryptoError> {
         sealing::derive(&self.0, purpose)
+    }
+
+    /// Seals the instance root — the secret every instance-level key is derived from —
+    /// under this key. The root never changes; rotating the instance key re-wraps it.
+    pub fn wrap_root(
+        &self,
+        root: &KeyMaterial,
+        random: &dyn RandomSource,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.root_wrapping()?
+            .seal(root.expose(), ROOT_CONTEXT, random)
+    }
+
+    /// Opens the instance root wrapped by this key.
+    pub fn unwrap_root(&self, wrapped: &[u8]) -> Result<KeyMaterial, OpenError> {
+        let wrapping = self.root_wrapping().map_err(|_| OpenError::Malformed)?;
+        let opened = wrapping.open(wrapped, ROOT_CONTEXT)?;
+        let bytes: [u8; 32] = opened
+            .as_slice()
+            .try_into()
+            .map_err(|_| OpenError::Malformed)?;
+        Ok(KeyMaterial::from_bytes(Zeroizing::new(bytes)))
+    }
+
+    fn root_wrapping(&self) -> Result<SealingKey, CryptoError> {
+        SealingKey::derived(1, &self.0, "carnet/instance-root-wrap/v1")
     }
 
     /// A value derived from the key that proves, without revealing it, which key a
@@ -227,5 +260,23 @@ mod tests {
     fn debug_never_prints_the_key() {
         let key = InstanceKey::generate(&Repeating(0xab)).expect("random");
         assert_eq!(format!("{key:?}"), "InstanceKey(<redacted>)");
+    }
+
+    #[test]
+    fn the_root_opens_only_with_the_key_that_wrapped_it() {
+        let root = KeyMaterial::generate(&Repeating(7)).expect("random");
+        let one = InstanceKey::generate(&Repeating(1)).expect("random");
+        let two = InstanceKey::generate(&Repeating(2)).expect("random");
+        let wrapped = one.wrap_root(&root, &SystemRandom).expect("wraps");
+        let opened = one.unwrap_root(&wrapped).expect("opens");
+        assert_eq!(opened.expose(), root.expose());
+        assert!(matches!(
+            two.unwrap_root(&wrapped),
+            Err(OpenError::Integrity)
+        ));
+        let mut flipped = wrapped.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(one.unwrap_root(&flipped).is_err());
     }
 }

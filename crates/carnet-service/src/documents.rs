@@ -6,15 +6,14 @@
 //! database. The type is sniffed from the content (PDF, JPEG, PNG), never taken from the
 //! client. A download is audited, and its every chunk verified before a byte is served.
 
-use std::path::{Path, PathBuf};
-
 use bytes::Bytes;
 use carnet_audit::{Action, Outcome, Targets};
 use carnet_crypto::{DataKey, SealContext, SealingKey};
 use carnet_store::{DocumentVersionRecord, StoreError};
+
+use crate::blobs::Blobs;
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt as _;
 use uuid::Uuid;
 
 use crate::records::ClinicalScope;
@@ -85,36 +84,6 @@ pub struct DocumentView {
 pub struct DocumentContent {
     pub view: DocumentView,
     pub bytes: Vec<u8>,
-}
-
-/// The local blob store: one file per encrypted version, written to a temporary name,
-/// synced, then renamed (a crash never leaves half a blob under a real name).
-#[derive(Debug, Clone)]
-pub struct Blobs {
-    root: PathBuf,
-}
-
-impl Blobs {
-    /// Blobs kept in `root` (created with mode 0700 if missing).
-    pub fn local(root: &Path) -> std::io::Result<Self> {
-        use std::os::unix::fs::DirBuilderExt as _;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)?;
-        Ok(Self {
-            root: root.to_path_buf(),
-        })
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.root.join(name)
-    }
-}
-
-fn unavailable(error: &std::io::Error) -> ServiceError {
-    tracing::error!(%error, "blob store failed");
-    ServiceError::Unavailable(StoreError::Corrupt("blob store"))
 }
 
 fn chunk_nonce_aad(version_id: &Uuid, index: u64, last: bool) -> Vec<u8> {
@@ -283,7 +252,7 @@ impl Services {
             .await;
         if let Err(error) = stored {
             // The row did not land: the blob would be an orphan.
-            let _ = tokio::fs::remove_file(self.blobs()?.path(&blob_name)).await;
+            self.blobs()?.remove(&blob_name).await;
             return Err(error);
         }
         Ok(DocumentView {
@@ -311,12 +280,7 @@ impl Services {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let blobs = self.blobs()?;
-        let final_path = blobs.path(name);
-        let temporary = blobs.path(&format!("{name}.partial"));
-        let mut file = tokio::fs::File::create(&temporary)
-            .await
-            .map_err(|error| unavailable(&error))?;
+        let mut writer = self.blobs()?.writer(name).await?;
         let outcome = async {
             let mut pending: Vec<u8> = Vec::with_capacity(CHUNK * 2);
             let mut media_type = None;
@@ -346,9 +310,7 @@ impl Services {
                         &pending,
                         self.random.as_ref(),
                     )?;
-                    file.write_all(&sealed)
-                        .await
-                        .map_err(|error| unavailable(&error))?;
+                    writer.write(&sealed).await?;
                     index += 1;
                     pending = rest;
                 }
@@ -364,22 +326,17 @@ impl Services {
                 None => MediaType::sniff(&pending).ok_or_else(unsupported)?,
             };
             let sealed = seal_chunk(key, version_id, index, true, &pending, self.random.as_ref())?;
-            file.write_all(&sealed)
-                .await
-                .map_err(|error| unavailable(&error))?;
-            file.sync_all().await.map_err(|error| unavailable(&error))?;
+            writer.write(&sealed).await?;
             Ok((media_type, size))
         }
         .await;
         match outcome {
             Ok(done) => {
-                tokio::fs::rename(&temporary, &final_path)
-                    .await
-                    .map_err(|error| unavailable(&error))?;
+                writer.finish().await?;
                 Ok(done)
             }
             Err(error) => {
-                let _ = tokio::fs::remove_file(&temporary).await;
+                writer.abort().await;
                 Err(error)
             }
         }
@@ -506,9 +463,7 @@ impl Services {
         }
         .ok_or(ServiceError::NotFound)?;
         let (sealing, view) = self.open_version(records, &patient_key, version).await?;
-        let sealed = tokio::fs::read(self.blobs()?.path(&version.blob_name))
-            .await
-            .map_err(|error| unavailable(&error))?;
+        let sealed = self.blobs()?.read(&version.blob_name).await?;
         match open_chunks(&sealing, &version.version_id, &sealed) {
             Some(bytes) if bytes.len() as u64 == view.size => Ok(DocumentContent { view, bytes }),
             _ => Err(self.integrity_failure(records, Some(patient_id)).await),

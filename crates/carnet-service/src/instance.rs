@@ -1,11 +1,16 @@
 //! The instance itself: which key it was created with, and whether it is ready to serve.
 
-use carnet_crypto::InstanceKey;
+use carnet_audit::{Action, ChainId, Outcome, Targets};
+use carnet_crypto::{InstanceKey, KeyMaterial};
 use carnet_store::{MigrationStatus, StoreError};
 
-use crate::Services;
+use crate::{Actor, Caller, ServiceError, Services};
 
 const KEY_CHECK: &str = "instance_key_check";
+/// The instance root, wrapped by the instance key (ADR 0011).
+const ROOT: &str = "instance_root";
+/// How instances made before the root was wrapped derived it from their first key.
+const DERIVED_ROOT_PURPOSE: &str = "carnet/authentication/v1";
 const AUDIT_PUBLIC_KEY: &str = "audit_public_key";
 
 /// The outcome of comparing the instance key with the database.
@@ -49,6 +54,94 @@ impl Services {
                 Ok(InstanceKeyCheck::Recorded)
             }
         }
+    }
+
+    /// The instance root: the secret that every instance-level key (practice key
+    /// wrapping, TOTP secrets, the PIN, the device authority, code hashing) is derived
+    /// from, kept in the database wrapped by the instance key. A new instance draws it at
+    /// random (`new_instance`); an instance made before the root was wrapped gets its old
+    /// root (derived from its first key) recorded, unchanged, so its data still opens.
+    /// Call after [`Services::check_instance_key`].
+    pub async fn instance_root(
+        &self,
+        key: &InstanceKey,
+        new_instance: bool,
+    ) -> Result<KeyMaterial, ServiceError> {
+        if let Some(wrapped) = self.store.instance_meta(ROOT).await? {
+            return key
+                .unwrap_root(&wrapped)
+                .map_err(|_| ServiceError::Integrity);
+        }
+        let root = if new_instance {
+            KeyMaterial::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?
+        } else {
+            key.derive(DERIVED_ROOT_PURPOSE)
+                .map_err(|_| ServiceError::Randomness)?
+        };
+        let wrapped = key
+            .wrap_root(&root, self.random.as_ref())
+            .map_err(|_| ServiceError::Randomness)?;
+        match self
+            .store
+            .insert_instance_meta(ROOT, &wrapped, self.now())
+            .await
+        {
+            Ok(()) => Ok(root),
+            // Another node recorded it first: use theirs.
+            Err(StoreError::Conflict) => {
+                let wrapped = self
+                    .store
+                    .instance_meta(ROOT)
+                    .await?
+                    .ok_or(ServiceError::Integrity)?;
+                key.unwrap_root(&wrapped)
+                    .map_err(|_| ServiceError::Integrity)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Replaces the instance key (the operator, at the console): the root is re-wrapped
+    /// by `next` and the key check value replaced, in one audited transaction, only if
+    /// `current` is still the instance's key. Online: running nodes keep the root they
+    /// opened at start, so nothing they hold changes; at their next start they need `next`.
+    pub async fn rotate_instance_key(
+        &self,
+        caller: &Caller,
+        current: &InstanceKey,
+        next: &InstanceKey,
+    ) -> Result<(), ServiceError> {
+        if caller.actor != Actor::Operator {
+            return Err(ServiceError::Forbidden);
+        }
+        let wrapped = self
+            .store
+            .instance_meta(ROOT)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let root = current
+            .unwrap_root(&wrapped)
+            .map_err(|_| ServiceError::Integrity)?;
+        let rewrapped = next
+            .wrap_root(&root, self.random.as_ref())
+            .map_err(|_| ServiceError::Randomness)?;
+        let previous_check = current.check_value().to_vec();
+        let next_check = next.check_value().to_vec();
+        let event = self.audit_event(
+            caller,
+            ChainId::Instance,
+            Action::KeyRotated,
+            Targets::default(),
+            Outcome::Success,
+        );
+        self.audited(vec![event], move |tx| {
+            Box::pin(async move {
+                tx.replace_instance_meta(KEY_CHECK, &previous_check, &next_check)
+                    .await?;
+                tx.replace_instance_meta(ROOT, &wrapped, &rewrapped).await
+            })
+        })
+        .await
     }
 
     /// Compares the audit public key with the one recorded at the instance's creation,

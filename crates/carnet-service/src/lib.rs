@@ -9,6 +9,7 @@ mod actor;
 mod admin;
 mod audit;
 mod auth;
+mod blobs;
 mod clinical;
 mod device_certificates;
 mod devices;
@@ -31,10 +32,11 @@ pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
 pub use admin::{SETUP_LINK_VALIDITY, SetupLink};
 pub use audit::{AuditFilter, ChainReport};
 pub use auth::{AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEnrolment};
+pub use blobs::{Blobs, BlobsError, S3Settings};
 pub use clinical::ClinicalView;
 pub use device_certificates::{CertificatePickup, CertificateStatus, DEVICE_CERTIFICATE_DAYS};
 pub use devices::{DeviceBinding, DeviceDecision, DeviceStanding, DeviceSummary, browser_summary};
-pub use documents::{Blobs, DocumentContent, DocumentView, MediaType};
+pub use documents::{DocumentContent, DocumentView, MediaType};
 pub use import::{ImportFormat, ImportScope};
 pub use instance::{InstanceKeyCheck, Readiness};
 pub use passkeys::{
@@ -161,7 +163,7 @@ pub struct Services {
     committer: GroupCommitter,
     auth: auth::SharedAuthKit,
     /// Where documents are kept (none: documents are unavailable).
-    blobs: Option<Arc<documents::Blobs>>,
+    blobs: Option<Arc<blobs::Blobs>>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
 }
@@ -199,14 +201,14 @@ impl Services {
     }
 
     /// Configures authentication: settings from configuration, keys derived from the
-    /// instance key (so activation codes and TOTP secrets survive restarts).
+    /// instance root ([`Services::instance_root`]), so activation codes, TOTP secrets and
+    /// the practices' keys open across restarts and on every node.
     pub fn with_auth(
         mut self,
         settings: AuthSettings,
-        instance_key: &carnet_crypto::InstanceKey,
+        root: &carnet_crypto::KeyMaterial,
     ) -> Result<Self, SetupError> {
-        let root = instance_key.derive("carnet/authentication/v1")?;
-        self.auth = Arc::new(auth::AuthKit::new(settings, &root, self.random.as_ref())?);
+        self.auth = Arc::new(auth::AuthKit::new(settings, root, self.random.as_ref())?);
         Ok(self)
     }
 

@@ -233,7 +233,8 @@ impl Store {
     }
 
     /// Records a value of the instance metadata once; a second write of the same key is a
-    /// [`StoreError::Conflict`] (these values are facts about the instance, never changed).
+    /// [`StoreError::Conflict`] (these values are facts about the instance; only a key
+    /// rotation replaces one, with [`Tx::replace_instance_meta`]).
     pub async fn insert_instance_meta(
         &self,
         key: &str,

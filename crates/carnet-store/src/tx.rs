@@ -131,6 +131,42 @@ impl Tx {
 
     // ---- platform administrators ---------------------------------------------------------
 
+    /// A value of the instance metadata, read inside the transaction.
+    pub async fn instance_meta(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = on_tx!(self, |conn| {
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM instance_meta WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        Ok(value)
+    }
+
+    /// Replaces a value of the instance metadata, only if it still holds `previous`
+    /// (key rotation): otherwise [`StoreError::Conflict`] and nothing changes.
+    pub async fn replace_instance_meta(
+        &mut self,
+        key: &str,
+        previous: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        self.before_write().await?;
+        let changed = on_tx!(self, |conn| {
+            sqlx::query("UPDATE instance_meta SET value = $1 WHERE key = $2 AND value = $3")
+                .bind(value)
+                .bind(key)
+                .bind(previous)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
     pub async fn insert_admin(
         &mut self,
         id: AdminId,

@@ -74,6 +74,12 @@ pub struct Config {
     pub blur_after_seconds: u32,
     pub body_limit_bytes: u64,
     pub document_max_bytes: u64,
+    pub blob_s3_endpoint: String,
+    pub blob_s3_region: String,
+    pub blob_s3_bucket: String,
+    pub blob_s3_prefix: String,
+    pub blob_s3_access_key_id: String,
+    pub blob_s3_secret_access_key: String,
     pub request_timeout_seconds: u32,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -107,6 +113,12 @@ impl Default for Config {
             blur_after_seconds: 120,
             body_limit_bytes: 1024 * 1024,
             document_max_bytes: 20 * 1024 * 1024,
+            blob_s3_endpoint: String::new(),
+            blob_s3_region: "us-east-1".into(),
+            blob_s3_bucket: String::new(),
+            blob_s3_prefix: String::new(),
+            blob_s3_access_key_id: String::new(),
+            blob_s3_secret_access_key: String::new(),
             request_timeout_seconds: 30,
             log_filter: "info".into(),
             log_format: LogFormat::Text,
@@ -333,8 +345,55 @@ pub const FIELDS: &[Field] = &[
         kind: Kind::Integer,
         secret: false,
         doc: "Largest document (PDF, JPEG, PNG) accepted in a care record, in bytes\n\
-              (1 MiB to 1 GiB). Documents are encrypted and kept in <data_dir>/blobs.",
+              (1 MiB to 1 GiB). Documents are encrypted by Carnet before they are stored:\n\
+              in <data_dir>/blobs, or in an S3-compatible bucket (blob_s3_*).",
         example: None,
+    },
+    Field {
+        key: "blob_s3_endpoint",
+        kind: Kind::Text,
+        secret: false,
+        doc: "Empty: documents in <data_dir>/blobs. Otherwise the address of an\n\
+              S3-compatible object store (https; http only on a loopback address), for\n\
+              nodes that share no disk. Path-style requests. What is stored there is\n\
+              already encrypted.",
+        example: Some("https://s3.fr-par.example.fr"),
+    },
+    Field {
+        key: "blob_s3_region",
+        kind: Kind::Text,
+        secret: false,
+        doc: "The store's region (used to sign requests).",
+        example: None,
+    },
+    Field {
+        key: "blob_s3_bucket",
+        kind: Kind::Text,
+        secret: false,
+        doc: "The bucket (required with blob_s3_endpoint).",
+        example: Some("carnet-documents"),
+    },
+    Field {
+        key: "blob_s3_prefix",
+        kind: Kind::Text,
+        secret: false,
+        doc: "Objects are written below this prefix in the bucket (may be empty).",
+        example: Some("cabinet-dupont/"),
+    },
+    Field {
+        key: "blob_s3_access_key_id",
+        kind: Kind::Text,
+        secret: false,
+        doc: "Access key id for the bucket (required with blob_s3_endpoint).",
+        example: Some("CARNETDOCS"),
+    },
+    Field {
+        key: "blob_s3_secret_access_key",
+        kind: Kind::Text,
+        secret: true,
+        doc: "Secret access key for the bucket. Secret: prefer\n\
+              CARNET_BLOB_S3_SECRET_ACCESS_KEY_FILE.",
+        example: Some("…"),
     },
     Field {
         key: "request_timeout_seconds",
@@ -358,6 +417,17 @@ pub const FIELDS: &[Field] = &[
         example: None,
     },
 ];
+
+/// Whether a URL's host is `localhost` or a loopback address.
+fn is_loopback_host(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
 
 /// `CARNET_` variables that are not configuration keys but are read elsewhere.
 const OTHER_VARIABLES: &[&str] = &["CARNET_CONFIG"];
@@ -507,19 +577,13 @@ impl Config {
             let url = reqwest::Url::parse(&self.audit_checkpoint_webhook).map_err(|_| {
                 ConfigError::Invalid("audit_checkpoint_webhook n'est pas une URL valide".into())
             })?;
-            let host = url.host_str().unwrap_or_default();
-            let loopback = host == "localhost"
-                || host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback_host(&url)) {
                 return Err(ConfigError::Invalid(
                     "audit_checkpoint_webhook doit être en https (http seulement en local)".into(),
                 ));
             }
         }
+        self.check_blob_store()?;
         let postgres_url = self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://");
         if !self.database_url.is_empty() && !postgres_url {
@@ -528,6 +592,49 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    fn check_blob_store(&self) -> Result<(), ConfigError> {
+        if self.blob_s3_endpoint.is_empty() {
+            return Ok(());
+        }
+        let missing: Vec<&str> = [
+            ("blob_s3_bucket", &self.blob_s3_bucket),
+            ("blob_s3_region", &self.blob_s3_region),
+            ("blob_s3_access_key_id", &self.blob_s3_access_key_id),
+            ("blob_s3_secret_access_key", &self.blob_s3_secret_access_key),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.is_empty())
+        .map(|(key, _)| key)
+        .collect();
+        if !missing.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "blob_s3_endpoint demande aussi {}",
+                missing.join(", ")
+            )));
+        }
+        let url = reqwest::Url::parse(&self.blob_s3_endpoint).map_err(|_| {
+            ConfigError::Invalid("blob_s3_endpoint n'est pas une URL valide".into())
+        })?;
+        if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback_host(&url)) {
+            return Err(ConfigError::Invalid(
+                "blob_s3_endpoint doit être en https (http seulement en local)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The S3-compatible blob store, when one is configured.
+    pub fn blob_s3_settings(&self) -> Option<carnet_service::S3Settings> {
+        (!self.blob_s3_endpoint.is_empty()).then(|| carnet_service::S3Settings {
+            endpoint: self.blob_s3_endpoint.clone(),
+            region: self.blob_s3_region.clone(),
+            bucket: self.blob_s3_bucket.clone(),
+            prefix: self.blob_s3_prefix.clone(),
+            access_key_id: self.blob_s3_access_key_id.clone(),
+            secret_access_key: self.blob_s3_secret_access_key.clone(),
+        })
     }
 
     pub fn listen_address(&self) -> Result<SocketAddr, ConfigError> {

@@ -110,18 +110,11 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
         .migrate(Some(&data_dir.join("pre-migration")))
         .await
         .map_err(|error| CliError::refusal(format!("migration de la base impossible ({error})")))?;
-    let services = Services::new(store.clone(), Arc::new(SystemClock), Arc::new(SystemRandom))
-        .with_auth(config.auth_settings(), &key)
-        .map_err(|error| {
-            CliError::refusal(format!("paramètres d'authentification refusés ({error})"))
-        })?
-        .with_blobs(
-            carnet_service::Blobs::local(&data_dir.join("blobs")).map_err(|error| {
-                CliError::refusal(format!("dossier des documents inaccessible ({error})"))
-            })?,
-        );
-    match services.check_instance_key(&key).await {
-        Ok(InstanceKeyCheck::Matches | InstanceKeyCheck::Recorded) => {}
+    let services = Services::new(store.clone(), Arc::new(SystemClock), Arc::new(SystemRandom));
+    let key = finish_interrupted_rotation(&services, &key_path, key).await?;
+    let new_instance = match services.check_instance_key(&key).await {
+        Ok(InstanceKeyCheck::Recorded) => true,
+        Ok(InstanceKeyCheck::Matches) => false,
         Ok(InstanceKeyCheck::Mismatch) => {
             return Err(CliError::refusal(format!(
                 "le fichier de clé {} ne correspond pas à cette base de données : \
@@ -134,7 +127,22 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
                 "impossible de vérifier la clé de l'instance ({error})"
             )));
         }
-    }
+    };
+    let root = services
+        .instance_root(&key, new_instance)
+        .await
+        .map_err(|error| {
+            CliError::refusal(format!(
+                "la racine des clés de l'instance ne s'ouvre pas avec {} ({error})",
+                key_path.display()
+            ))
+        })?;
+    let services = services
+        .with_auth(config.auth_settings(), &root)
+        .map_err(|error| {
+            CliError::refusal(format!("paramètres d'authentification refusés ({error})"))
+        })?
+        .with_blobs(blobs(config)?);
     check_audit_public_key(&services, &audit_signer, config).await?;
     Ok(Instance {
         services,
@@ -143,6 +151,76 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
         created_key,
         pre_migration_copy,
     })
+}
+
+/// The blob store the configuration names: S3-compatible, or `<data_dir>/blobs`.
+fn blobs(config: &Config) -> Result<carnet_service::Blobs, CliError> {
+    match config.blob_s3_settings() {
+        Some(settings) => carnet_service::Blobs::s3(&settings),
+        None => carnet_service::Blobs::local(&config.data_dir.join("blobs")),
+    }
+    .map_err(|error| CliError::refusal(format!("stockage des documents inaccessible ({error})")))
+}
+
+/// Where `carnet keys rotate --instance` writes the next key before the database
+/// switches to it.
+pub(crate) fn next_key_path(key_path: &Path) -> std::path::PathBuf {
+    let mut name = key_path.as_os_str().to_owned();
+    name.push(".next");
+    std::path::PathBuf::from(name)
+}
+
+/// An instance key rotation stopped between the database switch and the file rename
+/// leaves `<key>.next` behind: if the database already uses it, it becomes the key file;
+/// otherwise the rotation did not happen and it is removed.
+async fn finish_interrupted_rotation(
+    services: &Services,
+    key_path: &Path,
+    key: InstanceKey,
+) -> Result<InstanceKey, CliError> {
+    let next_path = next_key_path(key_path);
+    if !next_path.exists() {
+        return Ok(key);
+    }
+    let next = InstanceKey::from_material(read_key_file(&next_path)?);
+    let recorded = services.has_recorded_instance_key().await.unwrap_or(false);
+    let adopted = recorded
+        && matches!(
+            services.check_instance_key(&next).await,
+            Ok(InstanceKeyCheck::Matches)
+        );
+    if adopted {
+        fs::rename(&next_path, key_path)
+            .and_then(|()| sync_parent(key_path))
+            .map_err(|error| {
+                CliError::refusal(format!(
+                    "impossible de remplacer {} par la nouvelle clé ({error})",
+                    key_path.display()
+                ))
+            })?;
+        tracing::warn!(
+            path = %key_path.display(),
+            "an interrupted instance key rotation was finished: the new key is now the key file"
+        );
+        Ok(next)
+    } else {
+        fs::remove_file(&next_path).map_err(|error| {
+            CliError::refusal(format!(
+                "impossible de retirer {} ({error})",
+                next_path.display()
+            ))
+        })?;
+        Ok(key)
+    }
+}
+
+/// Makes a rename in `path`'s directory durable.
+pub(crate) fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    fs::File::open(parent)?.sync_all()
 }
 
 /// Reads (or, for a new instance, creates) the audit key that signs checkpoints.
@@ -275,7 +353,7 @@ pub(crate) fn read_key_file(path: &Path) -> Result<KeyMaterial, CliError> {
 }
 
 /// Creates a new key file with mode 0600 (never overwriting one).
-fn create_key_file(path: &Path) -> Result<KeyMaterial, CliError> {
+pub(crate) fn create_key_file(path: &Path) -> Result<KeyMaterial, CliError> {
     let key = KeyMaterial::generate(&SystemRandom as &dyn RandomSource)
         .map_err(|error| CliError::refusal(format!("génération de la clé impossible ({error})")))?;
     let mut file = OpenOptions::new()

@@ -1,6 +1,12 @@
-//! `carnet keys …`: practice key rotation (ADR 0009). A new version of the practice's key
-//! is made at once; the patients move to it batch by batch here, and — if this command
-//! is interrupted — by the server's background job, which resumes where it stopped.
+//! `carnet keys …`: key rotation and the recovery kit.
+//!
+//! Practice key rotation (ADR 0009): a new version of the practice's key is made at once;
+//! the patients move to it batch by batch here, and — if this command is interrupted — by
+//! the server's background job, which resumes where it stopped.
+//!
+//! Instance key rotation (ADR 0011): a new instance key re-wraps the instance root in one
+//! transaction; the key file is replaced after (a crash between the two is finished at the
+//! next start). Running servers are not interrupted.
 
 use carnet_domain::PracticeId;
 use carnet_service::{Caller, ServiceError};
@@ -13,10 +19,18 @@ use crate::output::say;
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
     /// Makes a new version of a practice's key and moves every patient to it (safe to
-    /// interrupt: the server finishes the move).
+    /// interrupt: the server finishes the move); or, with --instance, replaces the
+    /// instance key (the key file is rewritten; print a new recovery kit after).
     Rotate {
+        #[arg(
+            long,
+            required_unless_present = "instance",
+            conflicts_with = "instance"
+        )]
+        practice: Option<PracticeId>,
+        /// Replace the instance key instead of a practice key.
         #[arg(long)]
-        practice: PracticeId,
+        instance: bool,
         /// Patients moved per transaction.
         #[arg(long, default_value_t = carnet_service::REENCRYPTION_BATCH)]
         batch_size: i64,
@@ -38,10 +52,12 @@ pub enum KeysCommand {
 pub async fn run(config: &Config, command: &KeysCommand) -> Result<(), CliError> {
     let (practice, batch_size, batches) = match command {
         KeysCommand::Rotate {
-            practice,
+            practice: Some(practice),
             batch_size,
             batches,
+            ..
         } => (practice, batch_size, batches),
+        KeysCommand::Rotate { practice: None, .. } => return rotate_instance_key(config).await,
         KeysCommand::RecoveryKit { output } => return recovery_kit(config, output).await,
     };
     if *batch_size < 1 {
@@ -84,6 +100,54 @@ pub async fn run(config: &Config, command: &KeysCommand) -> Result<(), CliError>
         ServiceError::NotFound | ServiceError::Forbidden => CliError::refusal(error.to_string()),
         other => CliError::failure(other.to_string()),
     })
+}
+
+/// Replaces the instance key: the next key is written beside the key file first, the
+/// database switches to it in one transaction, then it replaces the key file.
+async fn rotate_instance_key(config: &Config) -> Result<(), CliError> {
+    let instance = instance::open(config, OpenMode::MustExist).await?;
+    let key_path = config.instance_key_path();
+    let next_path = instance::next_key_path(&key_path);
+    let result = async {
+        let current =
+            carnet_crypto::InstanceKey::from_material(instance::read_key_file(&key_path)?);
+        let next =
+            carnet_crypto::InstanceKey::from_material(instance::create_key_file(&next_path)?);
+        let switched = instance
+            .services
+            .rotate_instance_key(&Caller::operator(), &current, &next)
+            .await;
+        if let Err(error) = switched {
+            let _ = std::fs::remove_file(&next_path);
+            return Err(match error {
+                ServiceError::Conflict => CliError::refusal(
+                    "la clé de l'instance a changé pendant l'opération : relancez la commande",
+                ),
+                other => CliError::failure(other.to_string()),
+            });
+        }
+        std::fs::rename(&next_path, &key_path)
+            .and_then(|()| instance::sync_parent(&key_path))
+            .map_err(|error| {
+                CliError::failure(format!(
+                    "la base utilise la nouvelle clé, mais {} n'a pas pu remplacer {} ({error}) : \
+                     le prochain démarrage terminera le remplacement",
+                    next_path.display(),
+                    key_path.display()
+                ))
+            })?;
+        say(&format!(
+            "Nouvelle clé de l'instance écrite dans {}. Imprimez dès maintenant un nouveau kit \
+             de secours (`carnet keys recovery-kit`) et copiez cette clé sur les autres nœuds \
+             avant leur prochain démarrage. Gardez l'ancien kit tant que vous gardez des \
+             sauvegardes d'avant aujourd'hui : elles s'ouvrent avec l'ancienne clé.",
+            key_path.display()
+        ));
+        Ok(())
+    }
+    .await;
+    instance.store.close().await;
+    result
 }
 
 /// For the server: moves the patients of every practice left behind by an interrupted

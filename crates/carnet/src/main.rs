@@ -67,7 +67,7 @@ enum Command {
     /// The audit trail: verify it, sign checkpoints.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Keys of the care records: rotate a practice's key.
+    /// Keys: rotate a practice's key or the instance key; write the recovery kit.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Imports a practice's patients from another software (CSV or FHIR R4 Bundle; all

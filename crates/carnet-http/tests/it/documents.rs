@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{member_signed_in, request, signed_in};
 use crate::patients::{call, create, identity, unlock, validate};
-use crate::support::{TestApp, send, test_app};
+use crate::support::{S3Server, TestApp, send, test_app, test_app_with_blobs};
 
 /// A validated holder with the PIN unlocked and one patient: (cookie, documents URI).
 async fn setup(test: &TestApp) -> (String, String, String) {
@@ -77,18 +77,97 @@ fn pdf(marker: &str, size: usize) -> Vec<u8> {
 }
 
 fn blob_files(test: &TestApp) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(test.dir.path().join("blobs"))
-        .expect("blob directory")
-        .map(|entry| entry.expect("entry").path())
-        .collect()
+    files_below(&test.dir.path().join("blobs"))
+}
+
+/// Every file below `dir`, at any depth (none if it does not exist).
+fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(files_below(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[tokio::test]
 async fn documents_are_typed_by_content_versioned_and_come_back_identical() {
     let test = test_app(HttpSettings::default()).await;
+    let blobs = test.dir.path().join("blobs");
+    round_trip(&test, &blobs).await;
+}
+
+/// The same, with the documents in an S3-compatible store (in process, signatures
+/// checked): what reaches the store is ciphertext only.
+#[tokio::test]
+async fn documents_in_an_s3_store_come_back_identical_and_the_store_sees_no_clear_text() {
+    let s3 = S3Server::start().await;
+    let blobs = carnet_service::Blobs::s3(&s3.settings).expect("S3 store");
+    let test = test_app_with_blobs(HttpSettings::default(), blobs).await;
+    round_trip(&test, s3.dir.path()).await;
+    assert_eq!(
+        files_below(&s3.objects_dir()).len(),
+        2,
+        "two versions, two objects, under the configured prefix"
+    );
+}
+
+/// A refused upload leaves nothing in the S3 store; wrong credentials are refused by the
+/// store (signatures are checked) and the upload fails without keeping anything.
+#[tokio::test]
+async fn s3_refusals_and_wrong_credentials_keep_nothing() {
+    let s3 = S3Server::start().await;
+    let test = test_app_with_blobs(
+        HttpSettings::default(),
+        carnet_service::Blobs::s3(&s3.settings).expect("S3 store"),
+    )
+    .await;
     let (holder, uri, _) = setup(&test).await;
+    let (status, _) = upload(&test, &holder, &uri, "page.pdf", b"<html>".to_vec()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let big = pdf("gros", 9 * 1024 * 1024);
+    let (status, body) = upload(&test, &holder, &uri, "gros.pdf", big.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}: more than one part");
+    assert_eq!(files_below(&s3.objects_dir()).len(), 1);
+    let content = format!("{uri}/{}/content", body["id"].as_str().expect("id"));
+    let (status, _, bytes) = download(&test, &holder, &content).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bytes == big, "a multipart object comes back byte for byte");
+
+    let wrong = carnet_service::S3Settings {
+        secret_access_key: "not-the-secret-0123456789".into(),
+        ..s3.settings.clone()
+    };
+    let mut test = test;
+    test.state.services = test
+        .state
+        .services
+        .clone()
+        .with_blobs(carnet_service::Blobs::s3(&wrong).expect("S3 store"));
+    let (status, body) = upload(&test, &holder, &uri, "refus.pdf", pdf("r", 1000)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        files_below(&s3.objects_dir()).len(),
+        1,
+        "nothing more stored"
+    );
+    let (_, listed) = call(&test, "GET", &uri, &holder, None).await;
+    assert_eq!(listed.as_array().expect("list").len(), 1);
+}
+
+/// Uploads, versions and downloads a document; then scans the database and every file
+/// below `blob_root` for the clear text.
+async fn round_trip(test: &TestApp, blob_root: &std::path::Path) {
+    let (holder, uri, _) = setup(test).await;
     let original = pdf("Wqzcanari-bilan", 200_000);
-    let (status, first) = upload(&test, &holder, &uri, "bilan-sanguin.pdf", original.clone()).await;
+    let (status, first) = upload(test, &holder, &uri, "bilan-sanguin.pdf", original.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!(first["media_type"], "application/pdf");
     assert_eq!(first["size"], 200_000);
@@ -98,7 +177,7 @@ async fn documents_are_typed_by_content_versioned_and_come_back_identical() {
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.extend_from_slice(&[7; 1000]);
     let (status, second) = upload(
-        &test,
+        test,
         &holder,
         &format!("{document}/versions"),
         "bilan-sanguin.png",
@@ -112,7 +191,7 @@ async fn documents_are_typed_by_content_versioned_and_come_back_identical() {
         "the type comes from the content, not the header"
     );
 
-    let (status, listed) = call(&test, "GET", &uri, &holder, None).await;
+    let (status, listed) = call(test, "GET", &uri, &holder, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         listed.as_array().expect("list").len(),
@@ -120,23 +199,24 @@ async fn documents_are_typed_by_content_versioned_and_come_back_identical() {
         "one document, at its current version"
     );
     assert_eq!(listed[0]["version"], 2);
-    let (_, versions) = call(&test, "GET", &format!("{document}/versions"), &holder, None).await;
+    let (_, versions) = call(test, "GET", &format!("{document}/versions"), &holder, None).await;
     assert_eq!(versions.as_array().expect("versions").len(), 2);
 
-    let (status, media_type, bytes) =
-        download(&test, &holder, &format!("{document}/content")).await;
+    let (status, media_type, bytes) = download(test, &holder, &format!("{document}/content")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(media_type, "image/png");
     assert_eq!(bytes, png);
     let (status, media_type, bytes) =
-        download(&test, &holder, &format!("{document}/content?version=1")).await;
+        download(test, &holder, &format!("{document}/content?version=1")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(media_type, "application/pdf");
     assert!(bytes == original, "version 1, byte for byte");
 
     // Nothing in clear: not the content, not the name, in the blobs or the database.
-    let mut stored = crate::patients::database_bytes(&test);
-    for path in blob_files(&test) {
+    let mut stored = crate::patients::database_bytes(test);
+    let blob_paths = files_below(blob_root);
+    assert!(!blob_paths.is_empty(), "the scan reads the stored blobs");
+    for path in blob_paths {
         stored.extend(std::fs::read(path).expect("blob"));
     }
     let contains = |needle: &[u8]| stored.windows(needle.len()).any(|window| window == needle);
@@ -156,7 +236,7 @@ async fn documents_are_typed_by_content_versioned_and_come_back_identical() {
     // Every download is in the audit trail.
     let practice = uri.split('/').nth(4).expect("practice");
     let (_, events) = call(
-        &test,
+        test,
         "GET",
         &format!("/api/v1/practices/{practice}/audit-events?action=document_downloaded"),
         &holder,

@@ -313,3 +313,90 @@ fn the_recovery_kit_holds_the_keys_and_is_private() {
     ]);
     assert_refused(&again, "n'existe pas");
 }
+
+/// Instance key rotation (ADR 0011): the key file changes, the old key no longer opens
+/// the instance, the practices' keys still open after several rotations, and a rotation
+/// cut off on either side of the database switch is settled at the next start.
+#[test]
+fn the_instance_key_rotates_and_an_interrupted_rotation_settles() {
+    let instance = Instance::new();
+    assert!(instance.run(&["migrate"]).status.success());
+    let practice = nurses_practice(&instance);
+    let file = instance.dir.path().join("export.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\nLegrand;;Paul;;1950-01-02;M;;;;;;;;\nLegros;;Anne;;1960-03-04;F;;;;;;;;\n",
+            carnet_domain::CSV_COLUMNS.join(";")
+        ),
+    )
+    .expect("write");
+    let imported = instance.run(&[
+        "import",
+        "--practice",
+        &practice,
+        file.to_str().expect("UTF-8"),
+    ]);
+    assert!(imported.status.success(), "{}", stderr_of(&imported));
+    let key_path = instance.data_dir().join("instance.key");
+    let next_path = instance.data_dir().join("instance.key.next");
+    let first_key = std::fs::read_to_string(&key_path).expect("key");
+
+    for _ in 0..3 {
+        let before = std::fs::read_to_string(&key_path).expect("key");
+        let rotated = instance.run(&["keys", "rotate", "--instance"]);
+        assert!(rotated.status.success(), "{}", stderr_of(&rotated));
+        assert!(stdout_of(&rotated).contains("kit de secours"));
+        assert_ne!(std::fs::read_to_string(&key_path).expect("key"), before);
+        assert_eq!(crate::support::mode_of(&key_path), 0o600);
+        assert!(!next_path.exists());
+    }
+    // The practice key (wrapped under the root) still opens: its patients move to a new
+    // practice key version, which needs every patient key opened.
+    let moved = instance.run(&["keys", "rotate", "--practice", &practice]);
+    assert!(moved.status.success(), "{}", stderr_of(&moved));
+    assert!(
+        stdout_of(&moved).contains("2 patient(s) passé(s)"),
+        "{}",
+        stdout_of(&moved)
+    );
+
+    // The retired key is refused.
+    let current = std::fs::read_to_string(&key_path).expect("key");
+    std::fs::write(&key_path, &first_key).expect("old key back");
+    assert_refused(&instance.run(&["practice", "list"]), "ne correspond pas");
+    std::fs::write(&key_path, &current).expect("current key back");
+
+    // Cut off before the switch: a stray next key is dropped, the current key stays.
+    write_private(&next_path, &"ab".repeat(32));
+    let listed = instance.run(&["practice", "list"]);
+    assert!(listed.status.success(), "{}", stderr_of(&listed));
+    assert!(!next_path.exists());
+    assert_eq!(std::fs::read_to_string(&key_path).expect("key"), current);
+
+    // Cut off after the switch, before the rename: the next start adopts the next key.
+    let rotated = instance.run(&["keys", "rotate", "--instance"]);
+    assert!(rotated.status.success(), "{}", stderr_of(&rotated));
+    let newest = std::fs::read_to_string(&key_path).expect("key");
+    std::fs::rename(&key_path, &next_path).expect("as if not yet renamed");
+    write_private(&key_path, &current);
+    let listed = instance.run(&["practice", "list"]);
+    assert!(listed.status.success(), "{}", stderr_of(&listed));
+    assert!(!next_path.exists());
+    assert_eq!(std::fs::read_to_string(&key_path).expect("key"), newest);
+    let moved = instance.run(&["keys", "rotate", "--practice", &practice]);
+    assert!(moved.status.success(), "{}", stderr_of(&moved));
+}
+
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("open");
+    file.write_all(text.as_bytes()).expect("write");
+}

@@ -1,0 +1,317 @@
+//! The blob store that holds encrypted document versions (ADR 0010): a local directory by
+//! default, or any S3-compatible object store. Blobs are written once under a random name
+//! and never rewritten; what reaches the store is already sealed, so the store (and
+//! whoever runs it) sees only ciphertext and sizes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use carnet_store::StoreError;
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::ServiceError;
+
+/// Bytes sent per part of an S3 multipart upload (S3 asks at least 5 MiB but the last).
+const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Parts in flight at once while uploading.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Where an S3-compatible blob store is and how to sign in to it.
+#[derive(Clone)]
+pub struct S3Settings {
+    /// `https://s3.example.fr` (plain `http` only on a loopback address).
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// Keys are written below this prefix (may be empty).
+    pub prefix: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// One file per blob, written to a temporary name, synced, then renamed.
+    Local(PathBuf),
+    /// Objects under `prefix`, written by multipart upload (never visible half-written).
+    Object {
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+    },
+}
+
+/// The blob store of an instance.
+#[derive(Clone)]
+pub struct Blobs {
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.backend {
+            Backend::Local(root) => f.debug_tuple("Blobs::Local").field(root).finish(),
+            Backend::Object { store, prefix } => f
+                .debug_struct("Blobs::Object")
+                .field("store", &store.to_string())
+                .field("prefix", prefix)
+                .finish(),
+        }
+    }
+}
+
+/// Why a blob store could not be set up (shown to the operator).
+#[derive(Debug, thiserror::Error)]
+pub enum BlobsError {
+    #[error("dossier des documents {path} : {source}")]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("stockage S3 : {0}")]
+    S3(String),
+}
+
+impl Blobs {
+    /// Blobs kept in `root` (created with mode 0700 if missing).
+    pub fn local(root: &Path) -> Result<Self, BlobsError> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|source| BlobsError::Directory {
+                path: root.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            backend: Backend::Local(root.to_path_buf()),
+        })
+    }
+
+    /// Blobs kept in an S3-compatible bucket. Path-style requests (what most
+    /// S3-compatible stores expect); plain HTTP only towards a loopback endpoint.
+    pub fn s3(settings: &S3Settings) -> Result<Self, BlobsError> {
+        let url = check_endpoint(&settings.endpoint)
+            .ok_or_else(|| BlobsError::S3(format!("adresse invalide : {}", settings.endpoint)))?;
+        let store = AmazonS3Builder::new()
+            .with_endpoint(&settings.endpoint)
+            .with_region(&settings.region)
+            .with_bucket_name(&settings.bucket)
+            .with_access_key_id(&settings.access_key_id)
+            .with_secret_access_key(&settings.secret_access_key)
+            .with_virtual_hosted_style_request(false)
+            .with_allow_http(url.plain_loopback)
+            .build()
+            .map_err(|error| BlobsError::S3(error.to_string()))?;
+        Ok(Self {
+            backend: Backend::Object {
+                store: Arc::new(store),
+                prefix: settings.prefix.trim_matches('/').to_owned(),
+            },
+        })
+    }
+
+    fn object_path(prefix: &str, name: &str) -> object_store::path::Path {
+        if prefix.is_empty() {
+            object_store::path::Path::from(name)
+        } else {
+            object_store::path::Path::from(format!("{prefix}/{name}"))
+        }
+    }
+
+    /// Starts writing the blob `name`; nothing is visible under that name before
+    /// [`BlobWriter::finish`].
+    pub(crate) async fn writer(&self, name: &str) -> Result<BlobWriter, ServiceError> {
+        match &self.backend {
+            Backend::Local(root) => {
+                let path = root.join(name);
+                let temporary = root.join(format!("{name}.partial"));
+                let file = tokio::fs::File::create(&temporary)
+                    .await
+                    .map_err(|error| unavailable(&error))?;
+                Ok(BlobWriter::Local {
+                    file,
+                    temporary,
+                    path,
+                })
+            }
+            Backend::Object { store, prefix } => {
+                let upload = store
+                    .put_multipart(&Self::object_path(prefix, name))
+                    .await
+                    .map_err(|error| unavailable(&error))?;
+                Ok(BlobWriter::Object(WriteMultipart::new_with_chunk_size(
+                    upload, PART_BYTES,
+                )))
+            }
+        }
+    }
+
+    /// The whole blob `name`.
+    pub(crate) async fn read(&self, name: &str) -> Result<Vec<u8>, ServiceError> {
+        match &self.backend {
+            Backend::Local(root) => tokio::fs::read(root.join(name))
+                .await
+                .map_err(|error| unavailable(&error)),
+            Backend::Object { store, prefix } => {
+                let found = store
+                    .get(&Self::object_path(prefix, name))
+                    .await
+                    .map_err(|error| unavailable(&error))?;
+                let bytes = found.bytes().await.map_err(|error| unavailable(&error))?;
+                Ok(bytes.to_vec())
+            }
+        }
+    }
+
+    /// Removes a blob whose database row did not land (best effort: an orphan blob is
+    /// ciphertext nobody holds the key to).
+    pub(crate) async fn remove(&self, name: &str) {
+        let outcome = match &self.backend {
+            Backend::Local(root) => tokio::fs::remove_file(root.join(name))
+                .await
+                .map_err(|error| error.to_string()),
+            Backend::Object { store, prefix } => store
+                .delete(&Self::object_path(prefix, name))
+                .await
+                .map_err(|error| error.to_string()),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "orphan blob left in the blob store");
+        }
+    }
+}
+
+/// A blob being written.
+pub(crate) enum BlobWriter {
+    Local {
+        file: tokio::fs::File,
+        temporary: PathBuf,
+        path: PathBuf,
+    },
+    Object(WriteMultipart),
+}
+
+impl BlobWriter {
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<(), ServiceError> {
+        match self {
+            Self::Local { file, .. } => file
+                .write_all(bytes)
+                .await
+                .map_err(|error| unavailable(&error)),
+            Self::Object(upload) => {
+                upload
+                    .wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(|error| unavailable(&error))?;
+                upload.write(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes the blob durable and visible under its name.
+    pub(crate) async fn finish(self) -> Result<(), ServiceError> {
+        match self {
+            Self::Local {
+                file,
+                temporary,
+                path,
+            } => {
+                let synced = file.sync_all().await;
+                drop(file);
+                if let Err(error) = synced {
+                    let _ = tokio::fs::remove_file(&temporary).await;
+                    return Err(unavailable(&error));
+                }
+                tokio::fs::rename(&temporary, &path)
+                    .await
+                    .map_err(|error| unavailable(&error))
+            }
+            Self::Object(upload) => upload
+                .finish()
+                .await
+                .map(drop)
+                .map_err(|error| unavailable(&error)),
+        }
+    }
+
+    /// Drops what was written.
+    pub(crate) async fn abort(self) {
+        match self {
+            Self::Local {
+                file, temporary, ..
+            } => {
+                drop(file);
+                let _ = tokio::fs::remove_file(&temporary).await;
+            }
+            Self::Object(upload) => {
+                if let Err(error) = upload.abort().await {
+                    tracing::warn!(%error, "an aborted upload could not be cancelled");
+                }
+            }
+        }
+    }
+}
+
+fn unavailable(error: &dyn std::fmt::Display) -> ServiceError {
+    tracing::error!(%error, "blob store failed");
+    ServiceError::Unavailable(StoreError::Corrupt("blob store"))
+}
+
+struct EndpointCheck {
+    plain_loopback: bool,
+}
+
+/// Checks an endpoint's scheme: `https://`, or `http://` towards a loopback host.
+fn check_endpoint(endpoint: &str) -> Option<EndpointCheck> {
+    if let Some(rest) = endpoint.strip_prefix("https://") {
+        return (!rest.is_empty()).then_some(EndpointCheck {
+            plain_loopback: false,
+        });
+    }
+    let rest = endpoint.strip_prefix("http://")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback.then_some(EndpointCheck {
+        plain_loopback: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_endpoint;
+
+    #[test]
+    fn plain_http_only_towards_loopback() {
+        assert!(check_endpoint("https://s3.example.fr").is_some());
+        assert!(check_endpoint("http://127.0.0.1:9000").is_some());
+        assert!(check_endpoint("http://[::1]:9000").is_some());
+        assert!(check_endpoint("http://localhost:9000/").is_some());
+        assert!(check_endpoint("http://s3.example.fr").is_none());
+        assert!(check_endpoint("http://10.0.0.5:9000").is_none());
+        assert!(check_endpoint("ftp://127.0.0.1").is_none());
+        assert!(check_endpoint("https://").is_none());
+    }
+}
