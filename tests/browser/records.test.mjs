@@ -2,7 +2,7 @@
 // (setup link, passkey through Chromium's virtual authenticator); the holder reads the
 // practice PIN, unlocks the records with it, creates a patient, finds her by name prefix,
 // records a care act with vital signs and sees it in the record, uploads a PDF and opens
-// it; a staff member unlocks
+// it, then sends a second version from the document's versions page; a staff member unlocks
 // too and sees the identity but no clinical part. Zero CSP violations.
 
 import { test } from "node:test";
@@ -114,6 +114,20 @@ test("PIN, search, a care act with vital signs; staff see no clinical part", { t
   assert.equal(opened.status, 200);
   assert.equal(opened.type, "application/pdf");
   assert.match(opened.text, /compte-rendu de biologie/);
+
+  // A second version, sent from the document's versions page; both stay listed.
+  const recordUrl = anne.page.url();
+  await anne.page.click("ul.documents a:has-text('versions')");
+  await anne.page.waitForSelector("h1:has-text('Versions de')");
+  await anne.page.setInputFiles("#f-file", {
+    name: "compte-rendu-complet.png",
+    mimeType: "image/png",
+    buffer: Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 7)]),
+  });
+  await anne.page.click("form[data-upload] button[type=submit]");
+  await anne.page.waitForSelector("ol.revisions li:has-text('Version 2')");
+  assert.match(await anne.page.textContent("ol.revisions"), /Version 2 — compte-rendu-complet\.png — image PNG[\s\S]*Version 1 — compte-rendu\.pdf — PDF/);
+  await anne.page.goto(recordUrl);
 
   // A staff member: the identity, no clinical part.
   const staffCode = await anne.page.evaluate(async (practiceId) => {

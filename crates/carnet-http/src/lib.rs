@@ -140,6 +140,44 @@ pub fn app(state: AppState) -> Router {
     with_middleware(routes, &settings)
 }
 
+/// The care-record pages (French; ADR 0009, 0010).
+fn record_pages() -> Router<AppState> {
+    Router::new()
+        .route("/cabinets/{practice_id}/patients", get(pages_records::list))
+        .route(
+            "/cabinets/{practice_id}/nouveau-patient",
+            get(pages_records::new_form).post(pages_records::create),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}",
+            get(pages_records::show),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}/modifier",
+            get(pages_records::edit_form).post(pages_records::edit),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}/historique",
+            get(pages_records::history),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}/soins/{entry_id}/historique",
+            get(pages_records::entry_history),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}/documents/{document_id}",
+            get(pages_records::document_versions),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}/actes",
+            axum::routing::post(pages_records::add_act),
+        )
+        .route(
+            "/cabinets/{practice_id}/patients/{patient_id}/transmissions",
+            axum::routing::post(pages_records::add_note),
+        )
+}
+
 /// The routes without middleware (tests wrap them with extra routes or layers).
 pub fn routes(state: AppState) -> Router {
     let (api_router, _) = api_routes().split_for_parts();
@@ -171,31 +209,7 @@ pub fn routes(state: AppState) -> Router {
             get(pages_auth::activation_form).post(pages_auth::activation_submit),
         )
         .route("/espace", get(pages_auth::space))
-        .route("/cabinets/{practice_id}/patients", get(pages_records::list))
-        .route(
-            "/cabinets/{practice_id}/nouveau-patient",
-            get(pages_records::new_form).post(pages_records::create),
-        )
-        .route(
-            "/cabinets/{practice_id}/patients/{patient_id}",
-            get(pages_records::show),
-        )
-        .route(
-            "/cabinets/{practice_id}/patients/{patient_id}/modifier",
-            get(pages_records::edit_form).post(pages_records::edit),
-        )
-        .route(
-            "/cabinets/{practice_id}/patients/{patient_id}/historique",
-            get(pages_records::history),
-        )
-        .route(
-            "/cabinets/{practice_id}/patients/{patient_id}/actes",
-            axum::routing::post(pages_records::add_act),
-        )
-        .route(
-            "/cabinets/{practice_id}/patients/{patient_id}/transmissions",
-            axum::routing::post(pages_records::add_note),
-        )
+        .merge(record_pages())
         .route(
             "/mot-de-passe",
             get(pages_auth::password_change_form).post(pages_auth::password_change_submit),

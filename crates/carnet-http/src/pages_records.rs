@@ -53,6 +53,31 @@ async fn patient_scope(
     Ok((scope, patient_id))
 }
 
+/// For a page of a patient's clinical content: the records and clinical capabilities, the
+/// patient id, and the id of the entry or document the path names last.
+async fn clinical_page_scope(
+    state: &AppState,
+    signed_in: &SignedIn,
+    (practice, patient, item): (&str, &str, &str),
+) -> Result<
+    (
+        RecordsScope,
+        carnet_service::ClinicalScope,
+        uuid::Uuid,
+        uuid::Uuid,
+    ),
+    Response,
+> {
+    let (scope, patient_id) = patient_scope(state, signed_in, practice, patient).await?;
+    let item_id = id_param(item, "id").map_err(|_| refusal(ServiceError::NotFound))?;
+    let clinical = state
+        .services
+        .authorize_clinical(&signed_in.caller, &signed_in.token, scope.practice_id())
+        .await
+        .map_err(refusal)?;
+    Ok((scope, clinical, patient_id, item_id))
+}
+
 /// "LEGRAND Paul": the used (or birth) name in capitals, and the first name used.
 fn display_name(identity: &PatientIdentity) -> String {
     let name = identity
@@ -470,10 +495,13 @@ pub async fn edit(
 // ---- the record ---------------------------------------------------------------------------
 
 struct TimelineRow {
+    entry_id: String,
     title: String,
     when: String,
     lines: Vec<String>,
     revision: i64,
+    /// When this revision was written.
+    revised_at: String,
 }
 
 fn number(value: f64) -> String {
@@ -576,10 +604,12 @@ fn timeline_row(view: &ClinicalView) -> TimelineRow {
         ClinicalContent::History { text } => ("Antécédent".to_owned(), written, vec![text.clone()]),
     };
     TimelineRow {
+        entry_id: view.entry_id.to_string(),
         title,
         when,
         lines,
         revision: view.revision,
+        revised_at: view.revised_at.to_french_text(),
     }
 }
 
@@ -756,6 +786,99 @@ pub async fn history(
                         identity: identity_lines(&revision.identity),
                     })
                     .collect(),
+            };
+            render(&page, StatusCode::OK)
+        }
+        Err(error) => refusal(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "clinical_history.html")]
+struct EntryHistoryPage {
+    blur_seconds: u64,
+    lock_seconds: u64,
+    back: String,
+    revisions: Vec<TimelineRow>,
+}
+
+/// Every revision of one clinical entry, newest first (nothing an edit replaced is lost).
+pub async fn entry_history(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path((practice, patient, entry)): Path<(String, String, String)>,
+) -> Response {
+    let path = (practice.as_str(), patient.as_str(), entry.as_str());
+    let (scope, clinical, patient_id, entry_id) =
+        match clinical_page_scope(&state, &signed_in, path).await {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
+    match state
+        .services
+        .clinical_history(&clinical, patient_id, entry_id)
+        .await
+    {
+        Ok(revisions) => {
+            let (blur_seconds, lock_seconds) = idle_seconds(&state);
+            let page = EntryHistoryPage {
+                blur_seconds,
+                lock_seconds,
+                back: format!("/cabinets/{}/patients/{patient_id}", scope.practice_id()),
+                revisions: revisions.iter().map(timeline_row).collect(),
+            };
+            render(&page, StatusCode::OK)
+        }
+        Err(error) => refusal(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "document_versions.html")]
+struct DocumentVersionsPage {
+    blur_seconds: u64,
+    lock_seconds: u64,
+    back: String,
+    /// The document's API address (versions are opened and sent there).
+    api_document: String,
+    name: String,
+    versions: Vec<DocumentRow>,
+}
+
+/// One document's versions, newest first, each one downloadable; a new version is sent
+/// from here.
+pub async fn document_versions(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path((practice, patient, document)): Path<(String, String, String)>,
+) -> Response {
+    let path = (practice.as_str(), patient.as_str(), document.as_str());
+    let (scope, clinical, patient_id, document_id) =
+        match clinical_page_scope(&state, &signed_in, path).await {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
+    match state
+        .services
+        .documents(&clinical, patient_id, Some(document_id))
+        .await
+    {
+        Ok(versions) => {
+            let (blur_seconds, lock_seconds) = idle_seconds(&state);
+            let practice_id = scope.practice_id();
+            let versions: Vec<DocumentRow> = versions.into_iter().map(document_row).collect();
+            let page = DocumentVersionsPage {
+                blur_seconds,
+                lock_seconds,
+                back: format!("/cabinets/{practice_id}/patients/{patient_id}"),
+                api_document: format!(
+                    "/api/v1/practices/{practice_id}/patients/{patient_id}/documents/{document_id}"
+                ),
+                name: versions
+                    .first()
+                    .map(|latest| latest.name.clone())
+                    .unwrap_or_default(),
+                versions,
             };
             render(&page, StatusCode::OK)
         }

@@ -12,21 +12,8 @@ use crate::support::{TestApp, test_app};
 
 /// A validated holder with the PIN unlocked and one patient: (cookie, entries URI).
 async fn record(test: &TestApp) -> (String, String) {
-    let (practice, holder_id, holder, _, _) = signed_in(test).await;
-    let practice = practice.to_string();
-    validate(test, &practice, &holder_id.to_string()).await;
-    unlock(test, &holder, &holder).await;
-    let patient = create(
-        test,
-        &holder,
-        &practice,
-        identity("Legrand", "Paul", "1950-01-02"),
-    )
-    .await;
-    let uri = format!(
-        "/api/v1/practices/{practice}/patients/{}/entries",
-        patient["id"].as_str().expect("id")
-    );
+    let (practice, holder, patient_id) = crate::patients::holder_with_patient(test).await;
+    let uri = format!("/api/v1/practices/{practice}/patients/{patient_id}/entries");
     (holder, uri)
 }
 

@@ -8,27 +8,14 @@ use axum::http::{Request, StatusCode};
 use carnet_http::HttpSettings;
 use serde_json::{Value, json};
 
-use crate::auth::{member_signed_in, request, signed_in};
-use crate::patients::{call, create, identity, unlock, validate};
+use crate::auth::request;
+use crate::patients::{call, unlock};
 use crate::support::{S3Server, TestApp, send, test_app, test_app_with_blobs};
 
 /// A validated holder with the PIN unlocked and one patient: (cookie, documents URI).
 async fn setup(test: &TestApp) -> (String, String, String) {
-    let (practice, holder_id, holder, _, _) = signed_in(test).await;
-    let practice = practice.to_string();
-    validate(test, &practice, &holder_id.to_string()).await;
-    unlock(test, &holder, &holder).await;
-    let patient = create(
-        test,
-        &holder,
-        &practice,
-        identity("Legrand", "Paul", "1950-01-02"),
-    )
-    .await;
-    let uri = format!(
-        "/api/v1/practices/{practice}/patients/{}/documents",
-        patient["id"].as_str().expect("id")
-    );
+    let (practice, holder, patient_id) = crate::patients::holder_with_patient(test).await;
+    let uri = format!("/api/v1/practices/{practice}/patients/{patient_id}/documents");
     (holder, uri, practice)
 }
 
@@ -288,15 +275,7 @@ async fn refused_uploads_keep_nothing() {
     assert_eq!(listed, json!([]));
 
     // Staff: no documents at all.
-    let staff_body = json!({"name": "Léa Petit", "role": "staff", "phone": "0633333333"});
-    let (_, staff) = member_signed_in(
-        &test,
-        &holder,
-        &practice,
-        staff_body,
-        "lea.petit@example.fr",
-    )
-    .await;
+    let staff = crate::pin::staff_member(&test, &holder, &practice).await;
     unlock(&test, &holder, &staff).await;
     let (status, _) = upload(&test, &staff, &uri, "fichier.pdf", pdf("x", 1000)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

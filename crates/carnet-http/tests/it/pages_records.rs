@@ -6,7 +6,7 @@ use axum::http::{Request, StatusCode};
 use carnet_http::HttpSettings;
 use serde_json::json;
 
-use crate::auth::{member_signed_in, signed_in};
+use crate::auth::signed_in;
 use crate::patients::{unlock, validate};
 use crate::support::{TestApp, send, test_app};
 
@@ -126,15 +126,7 @@ async fn a_professional_finds_a_patient_and_records_an_act_with_vital_signs() {
     assert_eq!(html.matches("Pansement (AMI 2)").count(), 1);
 
     // Staff: identity and contact, no clinical part, and no way to write one.
-    let staff_body = json!({"name": "Léa Petit", "role": "staff", "phone": "0633333333"});
-    let (_, staff) = member_signed_in(
-        &test,
-        &holder,
-        &practice,
-        staff_body,
-        "lea.petit@example.fr",
-    )
-    .await;
+    let staff = crate::pin::staff_member(&test, &holder, &practice).await;
     unlock(&test, &holder, &staff).await;
     let (status, html, _) = page(&test, &staff, &location, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -144,4 +136,92 @@ async fn a_professional_finds_a_patient_and_records_an_act_with_vital_signs() {
     assert!(html.contains("pas au contenu clinique"));
     let (status, _, _) = page(&test, &staff, &format!("{location}/actes"), Some(act)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// The history of an edited care entry and the versions of a document have their pages;
+/// the record links to them; staff are refused both.
+#[tokio::test]
+async fn entry_history_and_document_versions_have_their_pages() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, holder, patient_id) = crate::patients::holder_with_patient(&test).await;
+    let api = format!("/api/v1/practices/{practice}/patients/{patient_id}");
+    let act = |observation: &str| {
+        json!({"kind": "act", "performed_at": "2026-11-23T08:30", "performer": "Anne Martin",
+               "label": "Pansement simple", "observation": observation})
+    };
+    let (status, entry) = crate::patients::call(
+        &test,
+        "POST",
+        &format!("{api}/entries"),
+        &holder,
+        Some(json!({"content": act("Plaie rouge, suintante.")})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{entry}");
+    let entry_id = entry["id"].as_str().expect("id");
+    let (status, body) = crate::patients::call(
+        &test,
+        "PATCH",
+        &format!("{api}/entries/{entry_id}"),
+        &holder,
+        Some(json!({"revision": 1, "content": act("Plaie propre.")})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let documents = format!("{api}/documents");
+    let (status, first) = crate::documents::upload(
+        &test,
+        &holder,
+        &documents,
+        "ordonnance.pdf",
+        b"%PDF-1.7\nordonnance v1".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let document_id = first["id"].as_str().expect("id");
+    let (status, second) = crate::documents::upload(
+        &test,
+        &holder,
+        &format!("{documents}/{document_id}/versions"),
+        "ordonnance-corrigee.pdf",
+        b"%PDF-1.7\nordonnance v2".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+
+    let base = format!("/cabinets/{practice}/patients/{patient_id}");
+    let (status, record, _) = page(&test, &holder, &base, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let history_link = format!("{base}/soins/{entry_id}/historique");
+    let versions_link = format!("{base}/documents/{document_id}");
+    assert!(
+        record.contains(&history_link),
+        "the record links to the entry's history"
+    );
+    assert!(
+        record.contains(&versions_link),
+        "the record links to the versions"
+    );
+
+    let (status, history, _) = page(&test, &holder, &history_link, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(history.contains("Version 2") && history.contains("Version 1"));
+    assert!(history.contains("Plaie propre.") && history.contains("Plaie rouge, suintante."));
+
+    let (status, versions, _) = page(&test, &holder, &versions_link, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(versions.contains("ordonnance-corrigee.pdf") && versions.contains("ordonnance.pdf"));
+    assert!(versions.contains(&format!("{documents}/{document_id}/content?version=1")));
+    assert!(versions.contains(&format!(
+        "data-upload=\"{documents}/{document_id}/versions\""
+    )));
+
+    // Staff: identity and contact only — neither page.
+    let staff = crate::pin::staff_member(&test, &holder, &practice).await;
+    unlock(&test, &holder, &staff).await;
+    for uri in [&history_link, &versions_link] {
+        let (status, html, _) = page(&test, &staff, uri, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(!html.contains("Plaie") && !html.contains("ordonnance"));
+    }
 }

@@ -43,6 +43,24 @@ pub async fn unlock(test: &TestApp, holder: &str, cookie: &str) {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 }
 
+/// The holder of a new practice (professional number validated, PIN unlocked) and one
+/// patient, Paul Legrand: (practice id, holder's cookie, patient id).
+pub async fn holder_with_patient(test: &TestApp) -> (String, String, String) {
+    let (practice, holder_id, holder, _, _) = crate::auth::signed_in(test).await;
+    let practice = practice.to_string();
+    validate(test, &practice, &holder_id.to_string()).await;
+    unlock(test, &holder, &holder).await;
+    let patient = create(
+        test,
+        &holder,
+        &practice,
+        identity("Legrand", "Paul", "1950-01-02"),
+    )
+    .await;
+    let patient_id = patient["id"].as_str().expect("id").to_owned();
+    (practice, holder, patient_id)
+}
+
 pub fn identity(birth_name: &str, first: &str, birth_date: &str) -> Value {
     json!({
         "birth_name": birth_name,

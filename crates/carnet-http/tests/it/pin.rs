@@ -25,7 +25,7 @@ async fn call(
 }
 
 /// A staff member of the holder's practice, signed in on the same browser.
-async fn staff_member(test: &TestApp, holder_cookie: &str, practice: &str) -> String {
+pub async fn staff_member(test: &TestApp, holder_cookie: &str, practice: &str) -> String {
     let member = json!({"name": "Léa Petit", "role": "staff", "phone": "0633333333"});
     member_signed_in(
         test,
