@@ -12,6 +12,7 @@ conformance!(
     decisions_are_appended_and_the_latest_decides,
     a_decision_for_a_member_of_another_practice_is_refused,
     instance_meta_is_written_once,
+    instance_meta_is_replaced_only_from_the_value_read,
     decisions_cannot_be_updated_or_deleted_in_the_database,
 );
 
@@ -190,6 +191,33 @@ async fn a_decision_for_a_member_of_another_practice_is_refused(store: &Store) {
     assert_eq!(
         unchanged.professional_id_state,
         ProfessionalIdState::Pending
+    );
+}
+
+/// Key rotation's compare-and-set: a replacement from a stale value changes nothing.
+async fn instance_meta_is_replaced_only_from_the_value_read(store: &Store) {
+    let now = Timestamp::from_unix_millis(1);
+    store
+        .insert_instance_meta("root", &[1], now)
+        .await
+        .expect("write");
+    let mut tx = store.transaction().await.expect("tx");
+    assert_eq!(tx.instance_meta("root").await.expect("read"), Some(vec![1]));
+    tx.replace_instance_meta("root", &[1], &[2])
+        .await
+        .expect("replace");
+    assert!(matches!(
+        tx.replace_instance_meta("root", &[1], &[3]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        tx.replace_instance_meta("absent", &[1], &[3]).await,
+        Err(StoreError::Conflict)
+    ));
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        store.instance_meta("root").await.expect("read"),
+        Some(vec![2])
     );
 }
 
