@@ -283,9 +283,17 @@ async fn bench() -> Option<Bench> {
         ..HttpSettings::default()
     };
     let test = test_app(settings).await;
-    let (practice, holder, id) = crate::patients::holder_with_patient(&test).await;
+    let (practice, session, id) = crate::patients::holder_with_patient(&test).await;
+    // The whole Cookie header a browser would send: session and device cookies.
+    let holder = crate::auth::request("GET", "/", Some(&session), None)
+        .headers()
+        .get("cookie")
+        .expect("cookies")
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
     let record_uri = format!("/api/v1/practices/{practice}/patients/{id}");
-    let (status, record) = call(&test, "GET", &record_uri, &holder, None).await;
+    let (status, record) = call(&test, "GET", &record_uri, &session, None).await;
     assert_eq!(status, axum::http::StatusCode::OK, "{record}");
 
     // The baselines: the same identity, in clear, in tables of the same database.
@@ -529,12 +537,15 @@ async fn record_read_load(base: &str, id: &str, record_uri: &str, holder: &str) 
             .expect("wrk");
         let url = format!("{base}{record_uri}");
         let cookie = holder.to_owned();
+        let cpu = process_cpu_seconds();
         let b = tokio::task::spawn_blocking(move || wrk(&url, Some(&cookie)))
             .await
             .expect("wrk");
+        let b_cpu_ms = (process_cpu_seconds() - cpu) * 1000.0
+            / (b.requests_per_second * f64::from(LOAD_SECONDS));
         println!(
             "  pair {pair}: plaintext p99 {:.2} ms, {:.0} req/s | Carnet p99 {:.2} ms, {:.0} req/s \
-             | p99 ratio {:.2}, throughput ratio {:.2}",
+             ({b_cpu_ms:.2} ms CPU/request) | p99 ratio {:.2}, throughput ratio {:.2}",
             a.p99_ms,
             a.requests_per_second,
             b.p99_ms,
