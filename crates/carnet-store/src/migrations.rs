@@ -69,6 +69,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "documents",
         include_str!("../migrations/sqlite/0011_documents.sql"),
     ),
+    (
+        12,
+        "patient index by patient",
+        include_str!("../migrations/sqlite/0012_patient_index_by_patient.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -127,6 +132,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         11,
         "documents",
         include_str!("../migrations/postgres/0011_documents.sql"),
+    ),
+    (
+        12,
+        "patient index by patient",
+        include_str!("../migrations/postgres/0012_patient_index_by_patient.sql"),
     ),
 ];
 

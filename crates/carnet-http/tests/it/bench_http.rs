@@ -280,6 +280,8 @@ async fn bench() -> Option<Bench> {
     }
     let settings = HttpSettings {
         document_max_bytes: 64 * 1024 * 1024,
+        // A 20,000-row import takes longer than the default 30 s (measured; reported).
+        request_timeout: Duration::from_mins(5),
         ..HttpSettings::default()
     };
     let test = test_app(settings).await;
