@@ -169,6 +169,28 @@ pub(crate) fn practice_key_row(practice_id: PracticeId, version: i64) -> Vec<u8>
 }
 
 /// The blind-index entries of an identity.
+impl Services {
+    /// A new practice key for `version`, wrapped for its row of `practice_keys`.
+    pub(crate) fn new_wrapped_practice_key(
+        &self,
+        practice_id: PracticeId,
+        version: i64,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let key = DataKey::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?;
+        let row = practice_key_row(practice_id, version);
+        key.wrap(
+            &self.auth.records_kek,
+            SealContext {
+                table: "practice_keys",
+                column: "wrapped_key",
+                row: &row,
+            },
+            self.random.as_ref(),
+        )
+        .map_err(|_| ServiceError::Randomness)
+    }
+}
+
 pub(crate) fn index_entries(
     practice_key: &DataKey,
     identity: &PatientIdentity,
@@ -408,20 +430,7 @@ impl Services {
         };
         let mut keys = read().await?;
         if keys.is_empty() {
-            let key =
-                DataKey::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?;
-            let row = practice_key_row(practice_id, FIRST_PRACTICE_KEY);
-            let wrapped = key
-                .wrap(
-                    &self.auth.records_kek,
-                    SealContext {
-                        table: "practice_keys",
-                        column: "wrapped_key",
-                        row: &row,
-                    },
-                    self.random.as_ref(),
-                )
-                .map_err(|_| ServiceError::Randomness)?;
+            let wrapped = self.new_wrapped_practice_key(practice_id, FIRST_PRACTICE_KEY)?;
             let now = self.now();
             self.audited(Vec::new(), move |tx| {
                 Box::pin(async move {

@@ -6,7 +6,6 @@
 //! Records open throughout: a patient's key is read with the version that wraps it.
 
 use carnet_audit::{Action, ChainId, Outcome, Targets};
-use carnet_crypto::{DataKey, SealContext};
 use carnet_domain::PracticeId;
 use carnet_store::StoreError;
 
@@ -32,19 +31,7 @@ impl Services {
         }
         let keys = self.practice_key_for(practice_id, caller).await?;
         let version = keys.current().0 + 1;
-        let key = DataKey::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?;
-        let row = crate::records::practice_key_row(practice_id, version);
-        let wrapped = key
-            .wrap(
-                &self.auth.records_kek,
-                SealContext {
-                    table: "practice_keys",
-                    column: "wrapped_key",
-                    row: &row,
-                },
-                self.random.as_ref(),
-            )
-            .map_err(|_| ServiceError::Randomness)?;
+        let wrapped = self.new_wrapped_practice_key(practice_id, version)?;
         let now = self.now();
         let event = self.audit_event(
             caller,

@@ -183,12 +183,25 @@ async fn finish_interrupted_rotation(
         return Ok(key);
     }
     let next = InstanceKey::from_material(read_key_file(&next_path)?);
-    let recorded = services.has_recorded_instance_key().await.unwrap_or(false);
+    // A database error must not be read as "the rotation did not happen": removing the
+    // next key then could lose the only key the database answers to.
+    let unreadable = |error: &dyn std::fmt::Display| {
+        CliError::refusal(format!(
+            "une rotation de la clé de l'instance a été interrompue ({} existe) et la base \
+             ne peut pas être interrogée ({error}) : rien n'est modifié, réessayez",
+            next_path.display()
+        ))
+    };
+    let recorded = services
+        .has_recorded_instance_key()
+        .await
+        .map_err(|error| unreadable(&error))?;
     let adopted = recorded
-        && matches!(
-            services.check_instance_key(&next).await,
-            Ok(InstanceKeyCheck::Matches)
-        );
+        && services
+            .check_instance_key(&next)
+            .await
+            .map_err(|error| unreadable(&error))?
+            == InstanceKeyCheck::Matches;
     if adopted {
         fs::rename(&next_path, key_path)
             .and_then(|()| sync_parent(key_path))

@@ -1,8 +1,10 @@
-//! Benchmarks over HTTP on loopback (issue #6), run by hand; they print a report and
-//! assert nothing about time:
+//! Benchmarks over HTTP on loopback (issue #6); they print a report and assert nothing
+//! about time. Selected by `CARNET_BENCH` (skipped when unset): `full` for the measures
+//! (release build), `smoke` for a few seconds of each (CI runs it, so the harness keeps
+//! working):
 //!
 //! ```sh
-//! cargo nextest run --release --workspace --run-ignored only -E 'test(benchmark_)' --no-capture
+//! CARNET_BENCH=full cargo nextest run --release --workspace -E 'test(benchmark_)' --no-capture
 //! ```
 //!
 //! The application is the real router behind the real accept loop (`serve::accept_until`),
@@ -46,9 +48,49 @@ use tokio::io::AsyncWriteExt as _;
 use crate::patients::call;
 use crate::support::test_app;
 
-const PAIRS: usize = 3;
-const LOAD_SECONDS: u32 = 5;
 const CONNECTIONS: u32 = 32;
+
+/// How much each benchmark does.
+struct Scale {
+    /// A/B pairs per measure.
+    pairs: usize,
+    /// Seconds of each wrk load.
+    load_seconds: u32,
+    /// Rows per import, and imports of each kind.
+    import_rows: usize,
+    imports: usize,
+    /// Document sizes, in MB.
+    document_mb: &'static [usize],
+}
+
+/// The scale `CARNET_BENCH` asks for; none when unset (the benchmarks are skipped).
+fn scale() -> Option<&'static Scale> {
+    static FULL: Scale = Scale {
+        pairs: 3,
+        load_seconds: 5,
+        import_rows: 20_000,
+        imports: 5,
+        document_mb: &[1, 10, 50],
+    };
+    static SMOKE: Scale = Scale {
+        pairs: 1,
+        load_seconds: 1,
+        import_rows: 300,
+        imports: 2,
+        document_mb: &[1],
+    };
+    match std::env::var("CARNET_BENCH").as_deref() {
+        Ok("full") => Some(&FULL),
+        Ok("smoke") => Some(&SMOKE),
+        Ok(other) => panic!("CARNET_BENCH is full or smoke, not {other:?}"),
+        Err(_) => None,
+    }
+}
+
+/// The scale in force (the benchmarks only run when one is set).
+fn current() -> &'static Scale {
+    scale().expect("CARNET_BENCH is set")
+}
 
 #[derive(Clone)]
 struct Plain {
@@ -199,7 +241,7 @@ fn run_wrk(url: &str, cookie: Option<&str>, script: Option<&std::path::Path>) ->
     command.args([
         "-t1",
         &format!("-c{CONNECTIONS}"),
-        &format!("-d{LOAD_SECONDS}s"),
+        &format!("-d{}s", current().load_seconds),
         "--latency",
     ]);
     if let Some(cookie) = cookie {
@@ -244,17 +286,6 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-/// A PDF-looking body of `size` bytes.
-fn pdf(size: usize) -> Vec<u8> {
-    let mut bytes = b"%PDF-1.7\n".to_vec();
-    let mut state: u32 = 11;
-    while bytes.len() < size {
-        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        bytes.push((state >> 16) as u8);
-    }
-    bytes
-}
-
 /// The application and the baseline routes behind the real accept loop, with a holder
 /// signed in (professional number validated, PIN unlocked) and one patient.
 struct Bench {
@@ -270,14 +301,14 @@ struct Bench {
 }
 
 async fn bench() -> Option<Bench> {
-    if std::process::Command::new("wrk")
-        .arg("-v")
-        .output()
-        .is_err()
-    {
-        println!("wrk is not installed (apt-get install wrk): benchmark not run");
+    if scale().is_none() {
+        println!("CARNET_BENCH is not set (full or smoke): benchmark skipped");
         return None;
     }
+    assert!(
+        std::process::Command::new("wrk").arg("-v").output().is_ok(),
+        "the benchmarks need wrk (apt-get install wrk)"
+    );
     let settings = HttpSettings {
         document_max_bytes: 64 * 1024 * 1024,
         // A 20,000-row import takes longer than the default 30 s (measured; reported).
@@ -369,7 +400,6 @@ impl Bench {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run by hand with --release, prints a report"]
 async fn benchmark_record_read_and_documents_over_http() {
     let Some(bench) = bench().await else { return };
     let base = bench.base.clone();
@@ -383,12 +413,7 @@ async fn benchmark_record_read_and_documents_over_http() {
     bench.stop().await;
 }
 
-/// Rows per import, and imports of each kind: 100,000 patients in all.
-const IMPORT_ROWS: usize = 20_000;
-const IMPORTS: usize = 5;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run by hand with --release, prints a report"]
 async fn benchmark_import_and_search_over_http() {
     let Some(bench) = bench().await else { return };
     let client = reqwest::Client::new();
@@ -397,12 +422,13 @@ async fn benchmark_import_and_search_over_http() {
         bench.base, bench.practice
     );
     println!(
-        "import, {IMPORT_ROWS} rows per file, rows per CPU-second of this process \
-         (target: Carnet >= 0.75x plaintext):"
+        "import, {} rows per file, rows per CPU-second of this process \
+         (target: Carnet >= 0.75x plaintext):",
+        current().import_rows
     );
     let mut ratios = Vec::new();
     let mut prefixes: Vec<String> = Vec::new();
-    for round in 0..IMPORTS {
+    for round in 0..current().imports {
         let (csv, names) = synthetic_csv(round);
         prefixes.extend(names);
         let (plain_cpu, plain_wall) = measure(|| async {
@@ -429,7 +455,7 @@ async fn benchmark_import_and_search_over_http() {
             assert_eq!(status, reqwest::StatusCode::CREATED, "{text}");
         })
         .await;
-        let rows = IMPORT_ROWS as f64;
+        let rows = current().import_rows as f64;
         let ratio = (rows / carnet_cpu) / (rows / plain_cpu);
         println!(
             "  pair {}: plaintext {:.0} rows/CPU-s ({:.1} s), Carnet {:.0} rows/CPU-s ({:.1} s) \
@@ -475,7 +501,7 @@ where
     (process_cpu_seconds() - cpu, started.elapsed().as_secs_f64())
 }
 
-/// A CSV export of `IMPORT_ROWS` synthetic patients (names from random syllables, so
+/// A CSV export of `Scale::import_rows` synthetic patients (names from random syllables, so
 /// about 720 different 3-letter prefixes), and the search term of each row.
 fn synthetic_csv(round: usize) -> (String, Vec<String>) {
     const CONSONANTS: &[u8] = b"BCDFGLMNPRST";
@@ -489,8 +515,8 @@ fn synthetic_csv(round: usize) -> (String, Vec<String>) {
     };
     let mut csv = carnet_domain::CSV_COLUMNS.join(";");
     csv.push('\n');
-    let mut prefixes = Vec::with_capacity(IMPORT_ROWS);
-    for _ in 0..IMPORT_ROWS {
+    let mut prefixes = Vec::with_capacity(current().import_rows);
+    for _ in 0..current().import_rows {
         let mut name = String::new();
         for _ in 0..3 {
             name.push(char::from(CONSONANTS[next(CONSONANTS.len())]));
@@ -531,8 +557,11 @@ async fn record_read_load(base: &str, id: &str, record_uri: &str, holder: &str) 
     let mut p99_ratios = Vec::new();
     let mut throughput_ratios = Vec::new();
     let mut carnet_p99 = Vec::new();
-    println!("record read, {CONNECTIONS} connections, {LOAD_SECONDS} s each:");
-    for pair in 1..=PAIRS {
+    println!(
+        "record read, {CONNECTIONS} connections, {} s each:",
+        current().load_seconds
+    );
+    for pair in 1..=current().pairs {
         let plain_url = format!("{base}/bench/plain/{id}");
         let a = tokio::task::spawn_blocking(move || wrk(&plain_url, None))
             .await
@@ -544,7 +573,7 @@ async fn record_read_load(base: &str, id: &str, record_uri: &str, holder: &str) 
             .await
             .expect("wrk");
         let b_cpu_ms = (process_cpu_seconds() - cpu) * 1000.0
-            / (b.requests_per_second * f64::from(LOAD_SECONDS));
+            / (b.requests_per_second * f64::from(current().load_seconds));
         println!(
             "  pair {pair}: plaintext p99 {:.2} ms, {:.0} req/s | Carnet p99 {:.2} ms, {:.0} req/s \
              ({b_cpu_ms:.2} ms CPU/request) | p99 ratio {:.2}, throughput ratio {:.2}",
@@ -579,11 +608,11 @@ async fn record_read_load(base: &str, id: &str, record_uri: &str, holder: &str) 
 async fn document_throughput(base: &str, documents_uri: &str, holder: &str) {
     let client = reqwest::Client::new();
     println!("documents, one request at a time (MB/s; ratio Carnet / plain, target >= 0.8):");
-    for size_mb in [1usize, 10, 50] {
-        let body = pdf(size_mb * 1024 * 1024);
+    for &size_mb in current().document_mb {
+        let body = crate::documents::pdf("banc", size_mb * 1024 * 1024);
         let mut upload_ratios = Vec::new();
         let mut download_ratios = Vec::new();
-        for pair in 0..PAIRS {
+        for pair in 0..current().pairs {
             let name = format!("plain-{size_mb}-{pair}.pdf");
             let started = Instant::now();
             let response = client
@@ -663,10 +692,11 @@ async fn search_load(bench: &Bench, prefixes: &[String]) {
     let largest = counts.values().max().copied().unwrap_or(0);
     println!(
         "search by 3-letter name prefix over {} patients ({} prefixes, {:.0} patients per prefix \
-         on average, {largest} at most), {CONNECTIONS} connections, {LOAD_SECONDS} s each:",
+         on average, {largest} at most), {CONNECTIONS} connections, {} s each:",
         prefixes.len() + 1,
         counts.len(),
-        prefixes.len() as f64 / counts.len() as f64
+        prefixes.len() as f64 / counts.len() as f64,
+        current().load_seconds
     );
     let terms: Vec<&String> = prefixes.iter().step_by(50).collect();
     let script = |path: &dyn Fn(&str) -> String| {
@@ -689,15 +719,15 @@ async fn search_load(bench: &Bench, prefixes: &[String]) {
     let mut p99_ratios = Vec::new();
     let mut cpu_ratios = Vec::new();
     let mut carnet_p99 = Vec::new();
-    for pair in 1..=PAIRS {
+    for pair in 1..=current().pairs {
         let url = bench.base.clone();
         let path = plain_script.path().to_owned();
         let cpu = process_cpu_seconds();
         let a = tokio::task::spawn_blocking(move || wrk_script(&url, None, &path))
             .await
             .expect("wrk");
-        let a_cpu =
-            (process_cpu_seconds() - cpu) / (a.requests_per_second * f64::from(LOAD_SECONDS));
+        let a_cpu = (process_cpu_seconds() - cpu)
+            / (a.requests_per_second * f64::from(current().load_seconds));
         let url = bench.base.clone();
         let path = carnet_script.path().to_owned();
         let cookie = bench.holder.clone();
@@ -705,8 +735,8 @@ async fn search_load(bench: &Bench, prefixes: &[String]) {
         let b = tokio::task::spawn_blocking(move || wrk_script(&url, Some(&cookie), &path))
             .await
             .expect("wrk");
-        let b_cpu =
-            (process_cpu_seconds() - cpu) / (b.requests_per_second * f64::from(LOAD_SECONDS));
+        let b_cpu = (process_cpu_seconds() - cpu)
+            / (b.requests_per_second * f64::from(current().load_seconds));
         println!(
             "  pair {pair}: plaintext p99 {:.2} ms, {:.0} req/s, {:.3} ms CPU/search | Carnet p99 \
              {:.2} ms, {:.0} req/s, {:.3} ms CPU/search | CPU ratio {:.2}",

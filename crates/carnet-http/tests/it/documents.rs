@@ -53,7 +53,7 @@ async fn download(test: &TestApp, cookie: &str, uri: &str) -> (StatusCode, Strin
 }
 
 /// A PDF of `size` bytes carrying `marker` (several encrypted chunks when large).
-fn pdf(marker: &str, size: usize) -> Vec<u8> {
+pub fn pdf(marker: &str, size: usize) -> Vec<u8> {
     let mut bytes = format!("%PDF-1.7\n% {marker}\n").into_bytes();
     let mut state: u32 = 7;
     while bytes.len() < size {

@@ -167,6 +167,24 @@ fn nurses_practice(instance: &Instance) -> String {
     stdout_of(&created).trim().to_owned()
 }
 
+/// A new instance with a nurses' practice and these CSV rows imported: (instance, practice).
+fn practice_with_patients(rows: &[&str]) -> (Instance, String) {
+    let instance = Instance::new();
+    assert!(instance.run(&["migrate"]).status.success());
+    let practice = nurses_practice(&instance);
+    let file = instance.dir.path().join("export.csv");
+    let header = carnet_domain::CSV_COLUMNS.join(";");
+    std::fs::write(&file, format!("{header}\n{}\n", rows.join("\n"))).expect("write");
+    let imported = instance.run(&[
+        "import",
+        "--practice",
+        &practice,
+        file.to_str().expect("UTF-8"),
+    ]);
+    assert!(imported.status.success(), "{}", stderr_of(&imported));
+    (instance, practice)
+}
+
 #[test]
 fn import_takes_a_whole_file_or_nothing_and_names_the_bad_row() {
     let instance = Instance::new();
@@ -209,25 +227,11 @@ fn import_takes_a_whole_file_or_nothing_and_names_the_bad_row() {
 
 #[tokio::test]
 async fn a_rotation_stopped_after_one_batch_is_finished_by_the_server() {
-    let instance = Instance::new();
-    assert!(instance.run(&["migrate"]).status.success());
-    let practice = nurses_practice(&instance);
-    let file = instance.dir.path().join("export.csv");
-    std::fs::write(
-        &file,
-        format!(
-            "{}\nLegrand;;Paul;;1950-01-02;M;;;;;;;;\nLegros;;Anne;;1960-03-04;F;;;;;;;;\nLeguen;;Luc;;1970-05-06;M;;;;;;;;\n",
-            carnet_domain::CSV_COLUMNS.join(";")
-        ),
-    )
-    .expect("write");
-    let imported = instance.run(&[
-        "import",
-        "--practice",
-        &practice,
-        file.to_str().expect("UTF-8"),
+    let (instance, practice) = practice_with_patients(&[
+        "Legrand;;Paul;;1950-01-02;M;;;;;;;;",
+        "Legros;;Anne;;1960-03-04;F;;;;;;;;",
+        "Leguen;;Luc;;1970-05-06;M;;;;;;;;",
     ]);
-    assert!(imported.status.success(), "{}", stderr_of(&imported));
     let rotated = instance.run(&[
         "keys",
         "rotate",
@@ -320,25 +324,10 @@ fn the_recovery_kit_holds_the_keys_and_is_private() {
 /// cut off on either side of the database switch is settled at the next start.
 #[test]
 fn the_instance_key_rotates_and_an_interrupted_rotation_settles() {
-    let instance = Instance::new();
-    assert!(instance.run(&["migrate"]).status.success());
-    let practice = nurses_practice(&instance);
-    let file = instance.dir.path().join("export.csv");
-    std::fs::write(
-        &file,
-        format!(
-            "{}\nLegrand;;Paul;;1950-01-02;M;;;;;;;;\nLegros;;Anne;;1960-03-04;F;;;;;;;;\n",
-            carnet_domain::CSV_COLUMNS.join(";")
-        ),
-    )
-    .expect("write");
-    let imported = instance.run(&[
-        "import",
-        "--practice",
-        &practice,
-        file.to_str().expect("UTF-8"),
+    let (instance, practice) = practice_with_patients(&[
+        "Legrand;;Paul;;1950-01-02;M;;;;;;;;",
+        "Legros;;Anne;;1960-03-04;F;;;;;;;;",
     ]);
-    assert!(imported.status.success(), "{}", stderr_of(&imported));
     let key_path = instance.data_dir().join("instance.key");
     let next_path = instance.data_dir().join("instance.key.next");
     let first_key = std::fs::read_to_string(&key_path).expect("key");
