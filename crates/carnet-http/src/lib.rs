@@ -12,6 +12,7 @@ mod api;
 mod assets;
 mod audit;
 mod auth;
+mod backups;
 mod clinical;
 mod device_certificates;
 mod devices;
@@ -226,6 +227,7 @@ pub fn routes(state: AppState) -> Router {
             axum::routing::post(pages_auth::dismiss_notices),
         )
         .route("/appareils", get(devices::my_devices_page))
+        .route("/sauvegardes", get(backups::page))
         .route("/appareils/cabinet", get(devices::practice_devices_page))
         .route(
             "/appareils/{device_id}/{account_id}/{action}",

@@ -42,6 +42,27 @@ impl std::fmt::Debug for S3Settings {
     }
 }
 
+impl S3Settings {
+    /// A client for the bucket: path-style requests (what most S3-compatible stores
+    /// expect), signed; plain HTTP only towards a loopback endpoint. The error is a French
+    /// sentence without the secret.
+    pub fn object_store(&self) -> Result<Arc<dyn ObjectStore>, String> {
+        let url = check_endpoint(&self.endpoint)
+            .ok_or_else(|| format!("adresse invalide : {}", self.endpoint))?;
+        let store = AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_region(&self.region)
+            .with_bucket_name(&self.bucket)
+            .with_access_key_id(&self.access_key_id)
+            .with_secret_access_key(&self.secret_access_key)
+            .with_virtual_hosted_style_request(false)
+            .with_allow_http(url.plain_loopback)
+            .build()
+            .map_err(|error| error.to_string())?;
+        Ok(Arc::new(store))
+    }
+}
+
 #[derive(Clone)]
 enum Backend {
     /// One file per blob, written to a temporary name, synced, then renamed.
@@ -104,21 +125,9 @@ impl Blobs {
     /// Blobs kept in an S3-compatible bucket. Path-style requests (what most
     /// S3-compatible stores expect); plain HTTP only towards a loopback endpoint.
     pub fn s3(settings: &S3Settings) -> Result<Self, BlobsError> {
-        let url = check_endpoint(&settings.endpoint)
-            .ok_or_else(|| BlobsError::S3(format!("adresse invalide : {}", settings.endpoint)))?;
-        let store = AmazonS3Builder::new()
-            .with_endpoint(&settings.endpoint)
-            .with_region(&settings.region)
-            .with_bucket_name(&settings.bucket)
-            .with_access_key_id(&settings.access_key_id)
-            .with_secret_access_key(&settings.secret_access_key)
-            .with_virtual_hosted_style_request(false)
-            .with_allow_http(url.plain_loopback)
-            .build()
-            .map_err(|error| BlobsError::S3(error.to_string()))?;
         Ok(Self {
             backend: Backend::Object {
-                store: Arc::new(store),
+                store: settings.object_store().map_err(BlobsError::S3)?,
                 prefix: settings.prefix.trim_matches('/').to_owned(),
             },
         })

@@ -9,6 +9,7 @@ mod actor;
 mod admin;
 mod audit;
 mod auth;
+mod backups;
 mod blobs;
 mod clinical;
 mod device_certificates;
@@ -32,6 +33,7 @@ pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
 pub use admin::{SETUP_LINK_VALIDITY, SetupLink};
 pub use audit::{AuditFilter, ChainReport};
 pub use auth::{AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEnrolment};
+pub use backups::{BackupPlan, BackupRun, BackupTargetStatus};
 pub use blobs::{Blobs, BlobsError, S3Settings};
 pub use clinical::ClinicalView;
 pub use device_certificates::{CertificatePickup, CertificateStatus, DEVICE_CERTIFICATE_DAYS};
@@ -164,6 +166,8 @@ pub struct Services {
     auth: auth::SharedAuthKit,
     /// Where documents are kept (none: documents are unavailable).
     blobs: Option<Arc<blobs::Blobs>>,
+    /// The configured backups (for the monitoring page; the binary runs them).
+    backup_plan: Arc<backups::BackupPlan>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
 }
@@ -194,6 +198,7 @@ impl Services {
             committer: GroupCommitter::start(store.clone(), Self::GROUP_COMMIT_BATCH),
             auth: Arc::new(auth),
             blobs: None,
+            backup_plan: Arc::default(),
             store,
             clock,
             random,

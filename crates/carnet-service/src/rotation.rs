@@ -61,19 +61,7 @@ impl Services {
         let keys: PracticeKeys = self.practice_key_for(practice_id, caller).await?;
         let (current, current_key) = keys.current();
         let patients = self
-            .read(move |tx| {
-                Box::pin(async move {
-                    let patients = tx
-                        .patients_below_key_version(practice_id, current, batch)
-                        .await?;
-                    let mut with_revisions = Vec::with_capacity(patients.len());
-                    for patient in patients {
-                        let revision = tx.current_revision(practice_id, patient.id).await?;
-                        with_revisions.push((patient, revision));
-                    }
-                    Ok(with_revisions)
-                })
-            })
+            .patients_with_revisions(practice_id, current, batch)
             .await?;
         if patients.is_empty() {
             return Ok(0);
@@ -167,5 +155,76 @@ impl Services {
     pub async fn practices_to_reencrypt(&self) -> Result<Vec<PracticeId>, ServiceError> {
         self.read(|tx| Box::pin(async move { tx.practices_to_reencrypt().await }))
             .await
+    }
+
+    /// For a restore drill on a restored copy (the operator only): opens the sealed
+    /// identity of up to `sample` patients of every practice with the keys, and returns
+    /// (records opened, records that did not open). Nothing is returned in clear.
+    pub async fn verify_sealed_sample(
+        &self,
+        caller: &Caller,
+        sample: i64,
+    ) -> Result<(usize, usize), ServiceError> {
+        if caller.actor != Actor::Operator {
+            return Err(ServiceError::Forbidden);
+        }
+        let mut opened = 0;
+        let mut failed = 0;
+        for practice in self.store.list_practices().await? {
+            let practice_id = practice.id;
+            let keys: PracticeKeys = self.practice_key_for(practice_id, caller).await?;
+            let patients = self
+                .patients_with_revisions(practice_id, i64::MAX, sample)
+                .await?;
+            for (patient, revision) in &patients {
+                let identity = open_patient_key(&keys, patient).and_then(|patient_key| {
+                    let revision = revision.as_ref()?;
+                    patient_key
+                        .sealing_key(1)
+                        .ok()?
+                        .open(
+                            &revision.sealed_identity,
+                            crate::records::revision_context(&revision.id),
+                        )
+                        .ok()
+                });
+                if identity.is_some() {
+                    opened += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+        }
+        Ok((opened, failed))
+    }
+
+    /// Up to `limit` patients of the practice whose key is below `version`, each with its
+    /// current revision.
+    async fn patients_with_revisions(
+        &self,
+        practice_id: PracticeId,
+        version: i64,
+        limit: i64,
+    ) -> Result<
+        Vec<(
+            carnet_store::PatientRecord,
+            Option<carnet_store::PatientRevisionRecord>,
+        )>,
+        ServiceError,
+    > {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let patients = tx
+                    .patients_below_key_version(practice_id, version, limit)
+                    .await?;
+                let mut with_revisions = Vec::with_capacity(patients.len());
+                for patient in patients {
+                    let revision = tx.current_revision(practice_id, patient.id).await?;
+                    with_revisions.push((patient, revision));
+                }
+                Ok(with_revisions)
+            })
+        })
+        .await
     }
 }

@@ -108,3 +108,35 @@ impl Tx {
         })
     }
 }
+
+impl crate::Store {
+    /// The (version number, blob name) of each version of a document, whatever its
+    /// practice: for the operator's `carnet restore document` at the console (structural
+    /// metadata only, no key and no sealed value).
+    pub async fn document_blob_names(
+        &self,
+        document_id: Uuid,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = crate::on_backend!(self, |pool| {
+            sqlx::query_as::<_, (i64, String)>(
+                "SELECT number, blob_name FROM document_versions WHERE document_id = $1 \
+                 ORDER BY number",
+            )
+            .bind(document_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Every blob name the database refers to (a restore drill checks they all came
+    /// back).
+    pub async fn all_blob_names(&self) -> Result<Vec<String>, StoreError> {
+        let rows = crate::on_backend!(self, |pool| {
+            sqlx::query_scalar::<_, String>("SELECT blob_name FROM document_versions")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows)
+    }
+}

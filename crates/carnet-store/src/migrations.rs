@@ -74,6 +74,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "patient index by patient",
         include_str!("../migrations/sqlite/0012_patient_index_by_patient.sql"),
     ),
+    (
+        13,
+        "backup leases and runs",
+        include_str!("../migrations/sqlite/0013_backups.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -137,6 +142,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         12,
         "patient index by patient",
         include_str!("../migrations/postgres/0012_patient_index_by_patient.sql"),
+    ),
+    (
+        13,
+        "backup leases and runs",
+        include_str!("../migrations/postgres/0013_backups.sql"),
     ),
 ];
 

@@ -80,6 +80,17 @@ pub struct Config {
     pub blob_s3_prefix: String,
     pub blob_s3_access_key_id: String,
     pub blob_s3_secret_access_key: String,
+    pub backup_targets: Vec<String>,
+    pub backup_append_only_targets: Vec<String>,
+    pub backup_interval_minutes: u32,
+    pub backup_keep_hourly: u32,
+    pub backup_keep_daily: u32,
+    pub backup_keep_weekly: u32,
+    pub backup_keep_monthly: u32,
+    pub backup_password_file: String,
+    pub backup_s3_region: String,
+    pub backup_s3_access_key_id: String,
+    pub backup_s3_secret_access_key: String,
     pub request_timeout_seconds: u32,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -119,6 +130,17 @@ impl Default for Config {
             blob_s3_prefix: String::new(),
             blob_s3_access_key_id: String::new(),
             blob_s3_secret_access_key: String::new(),
+            backup_targets: Vec::new(),
+            backup_append_only_targets: Vec::new(),
+            backup_interval_minutes: 60,
+            backup_keep_hourly: 24,
+            backup_keep_daily: 14,
+            backup_keep_weekly: 8,
+            backup_keep_monthly: 12,
+            backup_password_file: String::new(),
+            backup_s3_region: "us-east-1".into(),
+            backup_s3_access_key_id: String::new(),
+            backup_s3_secret_access_key: String::new(),
             request_timeout_seconds: 30,
             log_filter: "info".into(),
             log_format: LogFormat::Text,
@@ -396,6 +418,94 @@ pub const FIELDS: &[Field] = &[
         example: Some("…"),
     },
     Field {
+        key: "backup_targets",
+        kind: Kind::List,
+        secret: false,
+        doc: "Where encrypted backups go, as NAME=ADDRESS: an absolute path (a local or\n\
+              mounted disk) or s3:https://host/bucket/prefix (the address restic uses).\n\
+              Several at once: a disk here and a bucket off site. Empty: no backups.\n\
+              Variable: comma-separated.",
+        example: Some(
+            "[\"disque=/mnt/sauvegarde/carnet\", \"hors-site=s3:https://s3.example.fr/carnet/cabinet\"]",
+        ),
+    },
+    Field {
+        key: "backup_append_only_targets",
+        kind: Kind::List,
+        secret: false,
+        doc: "Targets whose credentials can add but not delete (ransomware posture): the\n\
+              server never forgets or prunes there; run `carnet backup prune` elsewhere,\n\
+              with credentials that can delete.",
+        example: Some("[\"hors-site\"]"),
+    },
+    Field {
+        key: "backup_interval_minutes",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "A backup runs this often, on one node only (15 to 1440).",
+        example: None,
+    },
+    Field {
+        key: "backup_keep_hourly",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "Retention: the newest backup of each of the last N hours (0 to 1000)...",
+        example: None,
+    },
+    Field {
+        key: "backup_keep_daily",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "...of each of the last N days (0 to 1000)...",
+        example: None,
+    },
+    Field {
+        key: "backup_keep_weekly",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "...of each of the last N weeks (1 to 1000: at least one a week)...",
+        example: None,
+    },
+    Field {
+        key: "backup_keep_monthly",
+        kind: Kind::Integer,
+        secret: false,
+        doc: "...and of each of the last N months (12 to 1000: a year of monthly copies).\n\
+              The newest backup is never removed.",
+        example: None,
+    },
+    Field {
+        key: "backup_password_file",
+        kind: Kind::Text,
+        secret: false,
+        doc: "The backup repositories' password (mode 0600), generated on first start and\n\
+              printed in the recovery kit. It is not the instance key: a backup alone\n\
+              decrypts no record. Empty: <data_dir>/backup.password.",
+        example: Some("/etc/carnet/backup.password"),
+    },
+    Field {
+        key: "backup_s3_region",
+        kind: Kind::Text,
+        secret: false,
+        doc: "Region of the S3 backup targets (used to sign requests).",
+        example: None,
+    },
+    Field {
+        key: "backup_s3_access_key_id",
+        kind: Kind::Text,
+        secret: false,
+        doc: "Access key id for the S3 backup targets.",
+        example: Some("CARNETBACKUP"),
+    },
+    Field {
+        key: "backup_s3_secret_access_key",
+        kind: Kind::Text,
+        secret: true,
+        doc: "Secret access key for the S3 backup targets. Secret: prefer\n\
+              CARNET_BACKUP_S3_SECRET_ACCESS_KEY_FILE.",
+        example: Some("…"),
+    },
+    Field {
         key: "request_timeout_seconds",
         kind: Kind::Integer,
         secret: false,
@@ -487,8 +597,33 @@ impl Config {
 
     /// The checks on values (ranges, consistency, the TLS rule).
     /// The numeric keys with their value and limits: (key, value, smallest, largest).
-    fn ranges(&self) -> [(&'static str, u64, u64, u64); 8] {
+    fn ranges(&self) -> [(&'static str, u64, u64, u64); 13] {
         [
+            (
+                "backup_interval_minutes",
+                self.backup_interval_minutes.into(),
+                15,
+                1440,
+            ),
+            (
+                "backup_keep_hourly",
+                self.backup_keep_hourly.into(),
+                0,
+                1000,
+            ),
+            ("backup_keep_daily", self.backup_keep_daily.into(), 0, 1000),
+            (
+                "backup_keep_weekly",
+                self.backup_keep_weekly.into(),
+                1,
+                1000,
+            ),
+            (
+                "backup_keep_monthly",
+                self.backup_keep_monthly.into(),
+                12,
+                1000,
+            ),
             ("idle_lock_minutes", self.idle_lock_minutes.into(), 1, 30),
             (
                 "admin_password_max_age_days",
@@ -584,6 +719,7 @@ impl Config {
             }
         }
         self.check_blob_store()?;
+        self.backup_targets()?;
         let postgres_url = self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://");
         if !self.database_url.is_empty() && !postgres_url {
@@ -635,6 +771,60 @@ impl Config {
             access_key_id: self.blob_s3_access_key_id.clone(),
             secret_access_key: self.blob_s3_secret_access_key.clone(),
         })
+    }
+
+    /// The backup targets, parsed and checked (names unique, append-only names known).
+    pub fn backup_targets(&self) -> Result<Vec<carnet_backup::Target>, ConfigError> {
+        let credentials = carnet_backup::S3Credentials {
+            region: self.backup_s3_region.clone(),
+            access_key_id: self.backup_s3_access_key_id.clone(),
+            secret_access_key: self.backup_s3_secret_access_key.clone(),
+        };
+        let mut targets: Vec<carnet_backup::Target> = Vec::new();
+        for spec in &self.backup_targets {
+            let mut target = carnet_backup::Target::parse(spec, &credentials)
+                .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+            if targets.iter().any(|known| known.name == target.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "backup_targets : le nom « {} » est donné deux fois",
+                    target.name
+                )));
+            }
+            if let carnet_backup::Location::S3(settings) = &target.location {
+                settings.object_store().map_err(|error| {
+                    ConfigError::Invalid(format!("cible de sauvegarde « {spec} » : {error}"))
+                })?;
+            }
+            target.append_only = self.backup_append_only_targets.contains(&target.name);
+            targets.push(target);
+        }
+        if let Some(unknown) = self
+            .backup_append_only_targets
+            .iter()
+            .find(|name| !targets.iter().any(|target| &target.name == *name))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "backup_append_only_targets nomme « {unknown} », absente de backup_targets"
+            )));
+        }
+        Ok(targets)
+    }
+
+    pub fn backup_password_path(&self) -> PathBuf {
+        if self.backup_password_file.is_empty() {
+            self.data_dir.join("backup.password")
+        } else {
+            PathBuf::from(&self.backup_password_file)
+        }
+    }
+
+    pub fn retention_policy(&self) -> carnet_backup::RetentionPolicy {
+        carnet_backup::RetentionPolicy {
+            hourly: self.backup_keep_hourly,
+            daily: self.backup_keep_daily,
+            weekly: self.backup_keep_weekly,
+            monthly: self.backup_keep_monthly,
+        }
     }
 
     pub fn listen_address(&self) -> Result<SocketAddr, ConfigError> {

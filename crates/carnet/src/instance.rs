@@ -105,6 +105,10 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
         )
     };
     let audit_signer = load_audit_signer(config, database_existed)?;
+    if mode == OpenMode::CreateIfMissing {
+        // Generated at installation, so the first recovery kit already carries it.
+        crate::backup::password(config, true)?;
+    }
 
     let pre_migration_copy = store
         .migrate(Some(&data_dir.join("pre-migration")))
@@ -142,7 +146,8 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
         .map_err(|error| {
             CliError::refusal(format!("paramètres d'authentification refusés ({error})"))
         })?
-        .with_blobs(blobs(config)?);
+        .with_blobs(blobs(config)?)
+        .with_backup_plan(backup_plan(config)?);
     check_audit_public_key(&services, &audit_signer, config).await?;
     Ok(Instance {
         services,
@@ -150,6 +155,20 @@ pub async fn open(config: &Config, mode: OpenMode) -> Result<Instance, CliError>
         store,
         created_key,
         pre_migration_copy,
+    })
+}
+
+/// The configured backups, for the monitoring page.
+fn backup_plan(config: &Config) -> Result<carnet_service::BackupPlan, CliError> {
+    let targets = config
+        .backup_targets()
+        .map_err(|error| CliError::refusal(error.to_string()))?;
+    Ok(carnet_service::BackupPlan {
+        targets: targets
+            .iter()
+            .map(|target| (target.name.clone(), target.address()))
+            .collect(),
+        interval_minutes: config.backup_interval_minutes,
     })
 }
 

@@ -189,6 +189,11 @@ async fn recovery_kit(config: &Config, output: &std::path::Path) -> Result<(), C
     let instance = instance::open(config, OpenMode::MustExist).await?;
     let instance_key = instance::read_key_file(&config.instance_key_path())?;
     let audit_key = instance::read_key_file(&config.audit_key_path())?;
+    let backup_password = crate::backup::password(config, true)?;
+    let targets = match config.backup_targets.as_slice() {
+        [] => "aucune cible configurée pour l'instant".to_owned(),
+        targets => targets.join(", "),
+    };
     let recorded = instance
         .services
         .record_recovery_kit(&Caller::operator())
@@ -201,6 +206,8 @@ async fn recovery_kit(config: &Config, output: &std::path::Path) -> Result<(), C
         data_dir = html_escape(&config.data_dir.display().to_string()),
         instance_key = grouped(&instance_key.to_file_text()),
         audit_key = grouped(&audit_key.to_file_text()),
+        backup_password = grouped(backup_password.expose()),
+        targets = html_escape(&targets),
     );
     let mut file = std::fs::OpenOptions::new()
         .write(true)

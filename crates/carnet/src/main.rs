@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod backup;
 mod checkpoint_file;
 mod config;
 mod config_command;
@@ -73,6 +74,11 @@ enum Command {
     /// Imports a practice's patients from another software (CSV or FHIR R4 Bundle; all
     /// or nothing).
     Import(import::ImportCommand),
+    /// Encrypted backups: run one now, list, check, prune, drill.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+    /// Restores a data directory (or one document) from a backup.
+    Restore(backup::RestoreArgs),
     /// This machine as a registered device of a Carnet server (certificate for scripts
     /// and API clients).
     #[command(subcommand)]
@@ -132,6 +138,8 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             Command::Admin(command) => admin::run(&config, command).await,
             Command::Import(command) => import::run(&config, command).await,
             Command::Keys(command) => keys::run(&config, command).await,
+            Command::Backup(command) => backup::run(&config, command).await,
+            Command::Restore(args) => backup::restore(&config, args).await,
             Command::Device(_) => Ok(()),
         }
     })

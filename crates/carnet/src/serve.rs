@@ -79,6 +79,13 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
 
     let instance = Arc::new(instance);
     let checkpoints = tokio::spawn(checkpoint_regularly(config.clone(), instance.clone()));
+    let backups = if config.backup_targets.is_empty() {
+        tracing::warn!("no backup target configured (backup_targets): no backups are taken");
+        None
+    } else {
+        let job = crate::backup::BackupJob::new(config, instance.clone())?;
+        Some(tokio::spawn(job.schedule()))
+    };
 
     let graceful = carnet_http::serve::accept_until(
         listener,
@@ -97,6 +104,9 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
         tracing::warn!("some connections did not finish in time");
     }
     checkpoints.abort();
+    if let Some(backups) = backups {
+        backups.abort();
+    }
     // A last checkpoint, so the trail up to the stop is pinned outside the database.
     if let Err(error) = crate::audit::checkpoint(config, &instance, true).await {
         tracing::error!(error = %error, "final audit checkpoint failed");

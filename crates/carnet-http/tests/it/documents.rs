@@ -95,7 +95,7 @@ async fn documents_are_typed_by_content_versioned_and_come_back_identical() {
 /// checked): what reaches the store is ciphertext only.
 #[tokio::test]
 async fn documents_in_an_s3_store_come_back_identical_and_the_store_sees_no_clear_text() {
-    let s3 = S3Server::start().await;
+    let s3 = S3Server::start("cabinet/documents").await;
     let blobs = carnet_service::Blobs::s3(&s3.settings).expect("S3 store");
     let test = test_app_with_blobs(HttpSettings::default(), blobs).await;
     round_trip(&test, s3.dir.path()).await;
@@ -110,7 +110,7 @@ async fn documents_in_an_s3_store_come_back_identical_and_the_store_sees_no_clea
 /// store (signatures are checked) and the upload fails without keeping anything.
 #[tokio::test]
 async fn s3_refusals_and_wrong_credentials_keep_nothing() {
-    let s3 = S3Server::start().await;
+    let s3 = S3Server::start("cabinet/documents").await;
     let test = test_app_with_blobs(
         HttpSettings::default(),
         carnet_service::Blobs::s3(&s3.settings).expect("S3 store"),

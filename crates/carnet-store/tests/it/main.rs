@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod audit;
+mod jobs;
 mod migrations;
 mod patients;
 mod practices;

@@ -1,0 +1,278 @@
+//! Backup, check, retention and restore on one target.
+
+use std::path::{Path, PathBuf};
+
+use rustic_core::jiff::Zoned;
+use rustic_core::{
+    BackupOptions, CheckOptions, LocalDestination, LsOptions, ParentOptions, PathList,
+    PruneOptions, ReadSubsetOption, RestoreOptions, SnapshotOptions,
+};
+
+use crate::repository::{Password, SNAPSHOT_ROOT, open, open_or_init};
+use crate::{BackupError, RetentionPolicy, Target};
+
+/// What one backup did.
+#[derive(Clone, Debug)]
+pub struct BackupReport {
+    pub snapshot: String,
+    /// Bytes written to the repository (after deduplication and compression).
+    pub bytes_added: u64,
+    pub files: u64,
+    pub bytes_processed: u64,
+}
+
+/// One snapshot, as listed.
+#[derive(Clone, Debug)]
+pub struct SnapshotSummary {
+    pub id: String,
+    pub time: Zoned,
+    pub bytes_added: u64,
+    pub files: u64,
+}
+
+/// What a check found.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// Whether pack contents were read (and which part: `(n, of)`), or only the structure.
+    pub read_data: Option<(u32, u32)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RestoreReport {
+    pub snapshot: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+fn rustic(target: &Target) -> impl Fn(Box<rustic_core::RusticError>) -> BackupError + '_ {
+    move |error| BackupError::from_rustic(&target.name, &error)
+}
+
+/// Backs `staged` (see [`crate::stage`]) up to `target` as a snapshot taken at `time`,
+/// creating the repository on first use.
+pub fn backup(
+    target: &Target,
+    password: &Password,
+    staged: &Path,
+    time: Zoned,
+) -> Result<BackupReport, BackupError> {
+    let repository = open_or_init(target, password)?
+        .to_indexed_ids()
+        .map_err(rustic(target))?;
+    let snapshot = SnapshotOptions::default()
+        .host("carnet".to_owned())
+        .time(time)
+        .add_tags("carnet")
+        .and_then(|options| options.to_snapshot())
+        .map_err(rustic(target))?;
+    // The staging tree is rebuilt each time (new hard links, new copies): files are
+    // matched to the parent snapshot by size and modification time only.
+    let options = BackupOptions::default()
+        .as_path(PathBuf::from(SNAPSHOT_ROOT))
+        .no_scan(true)
+        .parent_opts(
+            ParentOptions::default()
+                .ignore_ctime(true)
+                .ignore_inode(true),
+        );
+    let staged = std::path::absolute(staged)
+        .map_err(|error| BackupError::io("dossier de préparation", error))?;
+    let source: PathList = [staged].into_iter().collect();
+    let saved = repository
+        .backup(&options, &source, snapshot)
+        .map_err(rustic(target))?;
+    let summary = saved.summary.unwrap_or_default();
+    Ok(BackupReport {
+        snapshot: saved.id.to_string(),
+        bytes_added: summary.data_added_packed,
+        files: summary.total_files_processed,
+        bytes_processed: summary.total_bytes_processed,
+    })
+}
+
+/// The target's snapshots, oldest first.
+pub fn snapshots(
+    target: &Target,
+    password: &Password,
+) -> Result<Vec<SnapshotSummary>, BackupError> {
+    let repository = open(target, password)?;
+    let mut all = repository.get_all_snapshots().map_err(rustic(target))?;
+    all.sort_by_key(|snapshot| snapshot.time.timestamp());
+    Ok(all
+        .into_iter()
+        .map(|snapshot| {
+            let summary = snapshot.summary.unwrap_or_default();
+            SnapshotSummary {
+                id: snapshot.id.to_string(),
+                time: snapshot.time,
+                bytes_added: summary.data_added_packed,
+                files: summary.total_files_processed,
+            }
+        })
+        .collect())
+}
+
+/// Checks the repository's structure (index, snapshots, trees: every referenced blob is
+/// in a pack), and with `read_data = Some((n, of))` also reads and authenticates the
+/// n-th of `of` slices of the packs (the weekly rolling read: `of = 4` re-reads every
+/// byte every four weeks).
+pub fn check(
+    target: &Target,
+    password: &Password,
+    read_data: Option<(u32, u32)>,
+) -> Result<CheckReport, BackupError> {
+    let repository = open(target, password)?;
+    let mut options = CheckOptions::default().read_data(read_data.is_some());
+    if let Some(slice) = read_data {
+        options = options.read_data_subset(if slice.1 <= 1 {
+            ReadSubsetOption::All
+        } else {
+            ReadSubsetOption::IdSubSet(slice)
+        });
+    }
+    let corrupted = |detail: String| BackupError::Corrupted {
+        target: target.name.clone(),
+        detail,
+    };
+    let results = repository
+        .check(options)
+        .map_err(|error| corrupted(error.display_log()))?;
+    results
+        .is_ok()
+        .map_err(|error| corrupted(error.display_log()))?;
+    Ok(CheckReport { read_data })
+}
+
+/// Forgets the snapshots `policy` does not keep at `now`, then prunes the data only they
+/// used. Returns the forgotten snapshot ids. Not on an append-only target (the server's
+/// credentials there cannot delete; prune runs elsewhere with other credentials).
+///
+/// `exclusive`: the caller holds the instance's backup lease, so no backup writes to the
+/// repository meanwhile and unused packs go at once. Otherwise (a prune run elsewhere
+/// while the server may be backing up) packs are only marked, and removed by a later
+/// prune a day on (rustic's two-phase deletion, safe against a concurrent backup).
+pub fn forget_and_prune(
+    target: &Target,
+    password: &Password,
+    policy: &RetentionPolicy,
+    now: &Zoned,
+    exclusive: bool,
+) -> Result<Vec<String>, BackupError> {
+    let repository = open(target, password)?;
+    let all = repository.get_all_snapshots().map_err(rustic(target))?;
+    let forget: Vec<_> = policy
+        .to_forget(all, now)
+        .map_err(rustic(target))?
+        .into_iter()
+        .map(|snapshot| snapshot.id)
+        .collect();
+    if forget.is_empty() {
+        return Ok(Vec::new());
+    }
+    repository
+        .delete_snapshots(&forget)
+        .map_err(rustic(target))?;
+    let options = PruneOptions::default().instant_delete(exclusive);
+    let plan = repository.prune_plan(&options).map_err(rustic(target))?;
+    repository.prune(&options, plan).map_err(rustic(target))?;
+    Ok(forget.iter().map(ToString::to_string).collect())
+}
+
+/// The repository, indexed for reading files, and the snapshot `snapshot` names.
+fn indexed_snapshot(
+    target: &Target,
+    password: &Password,
+    snapshot: &str,
+) -> Result<
+    (
+        rustic_core::Repository<rustic_core::IndexedFullStatus>,
+        rustic_core::repofile::SnapshotFile,
+    ),
+    BackupError,
+> {
+    let repository = open(target, password)?
+        .to_indexed()
+        .map_err(rustic(target))?;
+    let found = repository
+        .get_snapshot_from_str(snapshot, |_| true)
+        .map_err(|_| BackupError::NoSnapshot {
+            target: target.name.clone(),
+            snapshot: snapshot.to_owned(),
+        })?;
+    Ok((repository, found))
+}
+
+/// Restores snapshot `snapshot` (an id, a unique id prefix, or `latest`) into `to`, a new
+/// or empty directory: it becomes a data directory (keys not included).
+pub fn restore(
+    target: &Target,
+    password: &Password,
+    snapshot: &str,
+    to: &Path,
+) -> Result<RestoreReport, BackupError> {
+    if to.exists()
+        && std::fs::read_dir(to)
+            .map_err(|error| BackupError::io(format!("lecture de {}", to.display()), error))?
+            .next()
+            .is_some()
+    {
+        return Err(BackupError::io(
+            format!("restauration dans {}", to.display()),
+            std::io::Error::other(
+                "le dossier n'est pas vide : rien n'est écrasé, choisissez un dossier neuf",
+            ),
+        ));
+    }
+    let (repository, found) = indexed_snapshot(target, password, snapshot)?;
+    let node = repository
+        .node_from_snapshot_path(&format!("{}:{SNAPSHOT_ROOT}", found.id), |_| true)
+        .map_err(rustic(target))?;
+    let to_text = to.to_str().ok_or_else(|| BackupError::Io {
+        context: "dossier de restauration".into(),
+        source: std::io::Error::other("chemin non UTF-8"),
+    })?;
+    let destination = LocalDestination::new(to_text, true, false).map_err(rustic(target))?;
+    let options = RestoreOptions::default();
+    let nodes = repository
+        .ls(&node, &LsOptions::default())
+        .map_err(rustic(target))?;
+    let plan = repository
+        .prepare_restore(&options, nodes.clone(), &destination, false)
+        .map_err(rustic(target))?;
+    let stats = (plan.stats.files.restore, plan.restore_size);
+    repository
+        .restore(plan, &options, nodes, &destination)
+        .map_err(rustic(target))?;
+    Ok(RestoreReport {
+        snapshot: found.id.to_string(),
+        files: stats.0,
+        bytes: stats.1,
+    })
+}
+
+/// Writes the file `path` (relative to the data directory, e.g. `blobs/NAME`) as it was
+/// in snapshot `snapshot` to `out`. Returns the snapshot id.
+pub fn restore_file(
+    target: &Target,
+    password: &Password,
+    snapshot: &str,
+    path: &str,
+    out: &mut impl std::io::Write,
+) -> Result<String, BackupError> {
+    let (repository, found) = indexed_snapshot(target, password, snapshot)?;
+    let node = repository
+        .node_from_snapshot_path(
+            &format!(
+                "{}:{SNAPSHOT_ROOT}/{}",
+                found.id,
+                path.trim_start_matches('/')
+            ),
+            |_| true,
+        )
+        .map_err(|_| BackupError::NoSuchFile {
+            target: target.name.clone(),
+            path: path.to_owned(),
+        })?;
+    repository.dump(&node, out).map_err(rustic(target))?;
+    Ok(found.id.to_string())
+}
