@@ -203,19 +203,26 @@ fn indexed_snapshot(
 }
 
 /// Restores snapshot `snapshot` (an id, a unique id prefix, or `latest`) into `to`, a new
-/// or empty directory: it becomes a data directory (keys not included).
+/// or empty directory: it becomes a data directory (keys not included). Files named in
+/// `may_exist` may already be there (the keys put back from the recovery kit); any other
+/// entry refuses the restore: nothing is overwritten.
 pub fn restore(
     target: &Target,
     password: &Password,
     snapshot: &str,
     to: &Path,
+    may_exist: &[&str],
 ) -> Result<RestoreReport, BackupError> {
-    if to.exists()
+    let occupied = to.exists()
         && std::fs::read_dir(to)
             .map_err(|error| BackupError::io(format!("lecture de {}", to.display()), error))?
-            .next()
-            .is_some()
-    {
+            .filter_map(Result::ok)
+            .any(|entry| {
+                !may_exist
+                    .iter()
+                    .any(|name| entry.file_name().to_str() == Some(name))
+            });
+    if occupied {
         return Err(BackupError::io(
             format!("restauration dans {}", to.display()),
             std::io::Error::other(

@@ -211,7 +211,11 @@ fn dump_postgres(url: &str, file: &Path) -> Result<(), BackupError> {
         .args(["--format=custom", "--compress=0", "--no-owner", "--file"])
         .arg(file)
         .arg("--dbname")
-        .arg(address);
+        .arg(&address);
+    // An instance confined to a schema (`options=-c search_path=…`) dumps that schema.
+    if let Some(schema) = search_path_schema(&address) {
+        command.arg("--schema").arg(schema);
+    }
     if let Some(password) = password {
         command.env("PGPASSWORD", password);
     }
@@ -228,6 +232,19 @@ fn dump_postgres(url: &str, file: &Path) -> Result<(), BackupError> {
             String::from_utf8_lossy(&output.stderr).trim()
         )))
     }
+}
+
+/// The schema a URL confines the connection to with `options=-c search_path=NAME`.
+fn search_path_schema(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let options = parsed
+        .query_pairs()
+        .find(|(key, _)| key == "options")?
+        .1
+        .into_owned();
+    let schema = options.split("search_path=").nth(1)?;
+    let schema = schema.split([' ', ',']).next()?.trim_matches('"');
+    (!schema.is_empty()).then(|| schema.to_owned())
 }
 
 /// The URL without its password, and the password.
@@ -271,4 +288,22 @@ fn link_tree(from: &Path, to: &Path) -> Result<(), BackupError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{search_path_schema, split_password};
+
+    #[test]
+    fn the_password_leaves_the_url_and_a_confining_schema_is_found() {
+        let (address, password) =
+            split_password("postgres://carnet:p%40ss+w@db.example:5432/carnet").expect("url");
+        assert_eq!(address, "postgres://carnet@db.example:5432/carnet");
+        assert_eq!(password.as_deref(), Some("p@ss+w"));
+        assert_eq!(
+            search_path_schema("postgres://u@h/test?options=-c%20search_path%3Dcarnet_e2e"),
+            Some("carnet_e2e".to_owned())
+        );
+        assert_eq!(search_path_schema("postgres://u@h/test"), None);
+    }
 }

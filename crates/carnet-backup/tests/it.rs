@@ -136,8 +136,11 @@ fn a_backup_restores_byte_for_byte_and_holds_nothing_in_clear() {
     assert!(first.bytes_added > 0);
 
     let restored = instance.path().join("restauree");
+    std::fs::create_dir_all(&restored).expect("dir");
+    std::fs::write(restored.join("instance.key"), "put back from the kit").expect("key");
     let report =
-        carnet_backup::restore(&target, &password(), "latest", &restored).expect("restore");
+        carnet_backup::restore(&target, &password(), "latest", &restored, &["instance.key"])
+            .expect("restore beside the key put back");
     assert_eq!(report.snapshot, first.snapshot);
     assert_eq!(
         Instance::row_count(&restored.join("carnet.sqlite3")),
@@ -152,17 +155,19 @@ fn a_backup_restores_byte_for_byte_and_holds_nothing_in_clear() {
         std::fs::read(restored.join("audit-checkpoints.log")).expect("log"),
         b"checkpoint 1\n"
     );
-    assert!(
-        !restored.join("instance.key").exists(),
-        "never the instance key"
+    assert_eq!(
+        std::fs::read(restored.join("instance.key")).expect("key"),
+        b"put back from the kit",
+        "the backup has no instance key, and the one put back is untouched"
     );
     assert!(!restored.join("blobs/ab/unfinished.partial").exists());
     assert_no_marker(&instance.path().join("depot"), "CANARI-7731");
     assert_no_marker(&instance.path().join("depot"), "SECRET-INSTANCE-KEY");
 
     // Nothing is overwritten: a non-empty destination is refused.
-    let error = carnet_backup::restore(&target, &password(), "latest", &restored)
-        .expect_err("non-empty destination");
+    let error =
+        carnet_backup::restore(&target, &password(), "latest", &restored, &["instance.key"])
+            .expect_err("non-empty destination");
     assert!(error.to_string().contains("n'est pas vide"), "{error}");
 }
 
@@ -433,7 +438,8 @@ fn an_s3_target_round_trips_and_an_unreachable_one_is_named() {
     assert_no_marker(&server.objects_dir(), "CANARI-S3");
     carnet_backup::check(&target, &password(), Some((1, 1))).expect("check over S3");
     let restored = instance.path().join("restauree");
-    carnet_backup::restore(&target, &password(), &report.snapshot, &restored).expect("restore");
+    carnet_backup::restore(&target, &password(), &report.snapshot, &restored, &[])
+        .expect("restore");
     assert_eq!(Instance::row_count(&restored.join("carnet.sqlite3")), 2000);
 
     let mut settings = server.settings.clone();

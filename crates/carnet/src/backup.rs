@@ -105,6 +105,9 @@ pub enum RestoreCommand {
     },
 }
 
+/// What the recovery kit puts back in a new data directory before a restore into it.
+const KIT_FILES: &[&str] = &["instance.key", "audit.key", "backup.password"];
+
 /// Reads the backup password, creating it (0600) when `create` and it is missing.
 pub fn password(config: &Config, create: bool) -> Result<Password, CliError> {
     let path = config.backup_password_path();
@@ -245,9 +248,10 @@ pub async fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CliError
     };
     let (target, password) = (target_named(config, target)?, password(config, false)?);
     let (snapshot, to_dir) = (args.snapshot.clone(), to.clone());
-    let report = blocking(move || carnet_backup::restore(&target, &password, &snapshot, &to_dir))
-        .await
-        .map_err(refused)?;
+    let report =
+        blocking(move || carnet_backup::restore(&target, &password, &snapshot, &to_dir, KIT_FILES))
+            .await
+            .map_err(refused)?;
     say(&format!(
         "Sauvegarde {} restaurée dans {} : {} fichier(s), {} octet(s).",
         &report.snapshot[..8],
@@ -706,7 +710,7 @@ pub async fn drill(config: &Config, target: &Target) -> Result<String, String> {
 async fn drill_in(config: &Config, target: &Target, scratch: &Path) -> Result<String, String> {
     let password = password(config, false).map_err(|error| error.message)?;
     let (t, to) = (target.clone(), scratch.to_path_buf());
-    let restored = blocking(move || carnet_backup::restore(&t, &password, "latest", &to))
+    let restored = blocking(move || carnet_backup::restore(&t, &password, "latest", &to, &[]))
         .await
         .map_err(|error| format!("restauration : {error}"))?;
     if scratch.join(stage::POSTGRES_FILE).exists() {

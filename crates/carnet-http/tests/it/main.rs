@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod auth;
+mod backups;
 mod bench_http;
 mod clinical;
 mod device_certificates;

@@ -173,7 +173,7 @@ fn nurses_practice(instance: &Instance) -> String {
 }
 
 /// A new instance with a nurses' practice and these CSV rows imported: (instance, practice).
-fn practice_with_patients(rows: &[&str]) -> (Instance, String) {
+pub fn practice_with_patients(rows: &[&str]) -> (Instance, String) {
     let instance = Instance::new();
     assert!(instance.run(&["migrate"]).status.success());
     let practice = nurses_practice(&instance);

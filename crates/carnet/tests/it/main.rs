@@ -2,6 +2,7 @@
 //! with its exit code and sentence), TLS, graceful shutdown, operator commands.
 
 mod audit;
+mod backup;
 mod cli;
 mod device;
 mod postgres;
