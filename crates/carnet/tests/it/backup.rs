@@ -172,7 +172,7 @@ async fn a_lost_data_directory_comes_back_from_a_backup_and_the_recovery_kit() {
 
 /// The disk is lost; the recovery kit gives back the keys and the backup password, put
 /// in a new, empty data directory.
-fn lose_the_disk_and_put_the_kit_back(instance: &Instance) {
+pub fn lose_the_disk_and_put_the_kit_back(instance: &Instance) {
     let data = instance.data_dir();
     let kit = instance.dir.path().join("kit");
     std::fs::create_dir(&kit).expect("kit");

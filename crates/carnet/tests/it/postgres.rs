@@ -89,3 +89,116 @@ async fn the_binary_runs_on_postgresql_with_its_audit_trail() {
     let refused = run(&["serve", "--listen", "127.0.0.1:0"]);
     assert_refused(&refused, "fichier de clé de l'instance");
 }
+
+/// Every row of every table of `schema` (but the backup job's own), as text.
+async fn schema_rows(url: &str, schema: &str) -> Vec<(String, Vec<String>)> {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 \
+         AND table_name NOT IN ('backup_runs', 'job_leases') ORDER BY 1",
+    )
+    .bind(schema)
+    .fetch_all(&pool)
+    .await
+    .expect("tables");
+    let mut all = Vec::new();
+    for table in tables {
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT r::text FROM {schema}.\"{table}\" r ORDER BY 1"
+        )))
+        .fetch_all(&pool)
+        .await
+        .expect("rows");
+        all.push((table, rows));
+    }
+    pool.close().await;
+    all
+}
+
+#[tokio::test]
+async fn a_postgresql_instance_comes_back_from_its_dump_in_a_backup() {
+    let Some(database_url) = fresh_schema("backup").await else {
+        return;
+    };
+    let schema = format!("carnet_e2e_backup_{}", std::process::id());
+    let instance = Instance::new();
+    let repository = instance.dir.path().join("depot");
+    let targets = format!("disque={}", repository.display());
+    let run = |args: &[&str]| {
+        instance
+            .command()
+            .args(args)
+            .env("CARNET_DATABASE_URL", &database_url)
+            .env("CARNET_BACKUP_TARGETS", &targets)
+            .output()
+            .expect("run")
+    };
+    assert!(run(&["migrate"]).status.success());
+    let created = run(&[
+        "practice",
+        "create",
+        "--name",
+        "Cabinet PG",
+        "--address",
+        "2 rue Neuve, 67000 Strasbourg",
+        "--profession",
+        "physiotherapist",
+    ]);
+    assert!(created.status.success(), "{}", stderr_of(&created));
+    let backed_up = run(&["backup", "run"]);
+    assert!(
+        backed_up.status.success(),
+        "{}{}",
+        stdout_of(&backed_up),
+        stderr_of(&backed_up)
+    );
+    let base = std::env::var("CARNET_TEST_POSTGRES_URL").expect("url");
+    let before = schema_rows(&base, &schema).await;
+    assert!(
+        before
+            .iter()
+            .any(|(table, rows)| table == "practices" && rows.len() == 1)
+    );
+
+    // The database and the data directory are lost.
+    let pool = sqlx::PgPool::connect(&base).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&pool)
+        .await
+        .expect("drop");
+    pool.close().await;
+    crate::backup::lose_the_disk_and_put_the_kit_back(&instance);
+
+    let data = instance.data_dir();
+    let restored = run(&[
+        "restore",
+        "--target",
+        "disque",
+        "--to",
+        data.to_str().expect("utf-8"),
+    ]);
+    assert!(restored.status.success(), "{}", stderr_of(&restored));
+    assert!(stdout_of(&restored).contains("pg_restore"));
+    let pg_restore = std::process::Command::new("pg_restore")
+        .args(["--no-owner", "--dbname", &base])
+        .arg(data.join("carnet.pgdump"))
+        .output()
+        .expect("pg_restore (postgresql-client)");
+    assert!(
+        pg_restore.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pg_restore.stderr)
+    );
+    assert_eq!(schema_rows(&base, &schema).await, before, "every row back");
+    let verified = run(&["audit", "verify"]);
+    assert!(verified.status.success(), "{}", stdout_of(&verified));
+    let server = instance.serve_with(|command| {
+        command.env("CARNET_DATABASE_URL", &database_url);
+    });
+    let ready = http_client()
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(ready.status(), 200);
+}
