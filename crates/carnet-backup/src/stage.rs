@@ -6,8 +6,9 @@
 //! blobs/…                 the document blobs, hard-linked (immutable files; copied
 //!                         when the staging directory is on another file system)
 //! audit-checkpoints.log   the checkpoint file, copied
-//! config/carnet.toml      the configuration file, copied (for reference: a restored
-//!                         instance does not read it from there)
+//! database-counts.txt     rows per table of the SQLite copy (the restore drill checks)
+//! config/carnet.toml      the effective configuration, secrets removed (for reference:
+//!                         a restored instance does not read it from there)
 //! ```
 //!
 //! Nothing else from the data directory is staged: not the instance key, the audit key,
@@ -45,7 +46,8 @@ pub struct Sources {
     /// has its own versioning and replication; see the operator guide).
     pub blob_dir: Option<PathBuf>,
     pub checkpoint_file: Option<PathBuf>,
-    pub config_file: Option<PathBuf>,
+    /// The effective configuration, secrets removed (written for reference).
+    pub config: Option<String>,
 }
 
 /// Builds the staging tree in `staging` (emptied first) and returns it.
@@ -75,9 +77,10 @@ pub fn stage(sources: &Sources, staging: &Path) -> Result<PathBuf, BackupError> 
     {
         link_tree(blobs, &staging.join(BLOBS_DIR))?;
     }
-    if let Some(file) = &sources.config_file {
+    if let Some(config) = &sources.config {
         create_private_dir(&staging.join("config"))?;
-        copy_file(file, &staging.join(CONFIG_FILE))?;
+        std::fs::write(staging.join(CONFIG_FILE), config)
+            .map_err(|error| BackupError::io("écriture de la configuration", error))?;
     }
     Ok(staging.to_path_buf())
 }

@@ -64,7 +64,7 @@ impl Instance {
             database: Database::Sqlite(self.path().join("carnet.sqlite3")),
             blob_dir: Some(self.path().join("blobs")),
             checkpoint_file: Some(self.path().join("audit-checkpoints.log")),
-            config_file: None,
+            config: None,
         }
     }
 

@@ -410,7 +410,7 @@ impl BackupJob {
                 .is_none()
                 .then(|| self.config.data_dir.join("blobs")),
             checkpoint_file: Some(self.config.audit_checkpoint_path()),
-            config_file: None,
+            config: Some(self.config.to_redacted_toml()),
         }
     }
 

@@ -1,0 +1,348 @@
+//! The backup engine against the `restic` tool (Debian), on the same synthetic practice,
+//! in the same run: ratios, never absolute times. Selected by `CARNET_BENCH` (skipped
+//! when unset): `full` (a ~500 MB database and ~500 MB of documents, release build),
+//! `smoke` (a few MB; CI runs it so the harness keeps working):
+//!
+//! ```sh
+//! CARNET_BENCH=full cargo nextest run --release --workspace -E 'test(benchmark_backup)' --no-capture
+//! ```
+//!
+//! Carnet's side runs in this process (staging — the SQLite online backup copy and the
+//! hard-linked documents — then the backup); its peak memory is this process's high-water
+//! mark, reset before each measure (`/proc/self/clear_refs`), so it includes the test
+//! harness. restic runs as a child process (`--no-cache`, default chunker, default
+//! compression); its peak is read from `/proc/PID/status` while it runs.
+//!
+//! Measures: initial backup (time, peak memory); bytes added after rewriting 1 % of the
+//! database pages at random; a backup with no change (time); restore (throughput, peak
+//! memory); and the restored tree compared byte for byte with what was backed up.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use carnet_backup::stage::{self, Database, Sources};
+use carnet_backup::{Location, Password, Target};
+
+struct Scale {
+    database_mb: usize,
+    document_mb: usize,
+    document_count: usize,
+}
+
+fn scale() -> Option<&'static Scale> {
+    static FULL: Scale = Scale {
+        database_mb: 500,
+        document_mb: 500,
+        document_count: 100,
+    };
+    static SMOKE: Scale = Scale {
+        database_mb: 8,
+        document_mb: 8,
+        document_count: 4,
+    };
+    match std::env::var("CARNET_BENCH").as_deref() {
+        Ok("full") => Some(&FULL),
+        Ok("smoke") => Some(&SMOKE),
+        Ok(other) => panic!("CARNET_BENCH is full or smoke, not {other:?}"),
+        Err(_) => None,
+    }
+}
+
+/// Incompressible bytes (xorshift).
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Rows of ~3 KB: one per 4 KiB page, so rewriting 1 % of the rows rewrites ~1 % of
+/// the pages, scattered.
+const ROW_BYTES: usize = 3000;
+
+fn build_practice(root: &Path, scale: &Scale) -> usize {
+    let database = rusqlite::Connection::open(root.join("carnet.sqlite3")).expect("db");
+    database
+        .execute_batch(
+            "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; \
+             CREATE TABLE sealed (id INTEGER PRIMARY KEY, body BLOB NOT NULL);",
+        )
+        .expect("schema");
+    let rows = scale.database_mb * 1024 * 1024 / 4096;
+    let transaction = database.unchecked_transaction().expect("tx");
+    for row in 0..rows {
+        transaction
+            .execute(
+                "INSERT INTO sealed (id, body) VALUES (?1, ?2)",
+                rusqlite::params![row as i64, noise(row as u64 + 1, ROW_BYTES)],
+            )
+            .expect("insert");
+    }
+    transaction.commit().expect("commit");
+    database
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint");
+    std::fs::create_dir_all(root.join("blobs")).expect("blobs");
+    let each = scale.document_mb * 1024 * 1024 / scale.document_count;
+    for document in 0..scale.document_count {
+        std::fs::write(
+            root.join("blobs").join(format!("document-{document:04}")),
+            noise(1_000_000 + document as u64, each),
+        )
+        .expect("document");
+    }
+    rows
+}
+
+/// Rewrites 1 % of the rows (hence pages), picked at random, with new bytes.
+fn rewrite_one_percent(root: &Path, rows: usize) {
+    let database = rusqlite::Connection::open(root.join("carnet.sqlite3")).expect("db");
+    let transaction = database.unchecked_transaction().expect("tx");
+    let mut pick = 0x9e37_79b9_7f4a_7c15_u64;
+    for n in 0..rows / 100 {
+        pick ^= pick << 13;
+        pick ^= pick >> 7;
+        pick ^= pick << 17;
+        transaction
+            .execute(
+                "UPDATE sealed SET body = ?1 WHERE id = ?2",
+                rusqlite::params![
+                    noise(7_000_000 + n as u64, ROW_BYTES),
+                    (pick % rows as u64) as i64
+                ],
+            )
+            .expect("update");
+    }
+    transaction.commit().expect("commit");
+    database
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint");
+}
+
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find(|line| line.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Resets this process's peak resident size to its current size.
+fn reset_peak() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
+}
+
+fn own_peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    status_kib(&status, "VmHWM:").expect("VmHWM") as f64 / 1024.0
+}
+
+#[expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
+fn timed<T>(work: impl FnOnce() -> T) -> (T, f64) {
+    let start = std::time::Instant::now();
+    let value = work();
+    (value, start.elapsed().as_secs_f64())
+}
+
+/// Runs restic; returns (seconds, peak MiB, stdout).
+#[expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
+fn restic(repository: &Path, password_file: &Path, args: &[&str]) -> (f64, f64, String) {
+    let start = std::time::Instant::now();
+    let mut child = Command::new("restic")
+        .arg("--repo")
+        .arg(repository)
+        .arg("--password-file")
+        .arg(password_file)
+        .args(["--no-cache", "--quiet"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("restic runs (Debian package)");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    loop {
+        if let Some(kib) = std::fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|status| status_kib(&status, "VmHWM:"))
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = child.wait_with_output().expect("output");
+    assert!(
+        output.status.success(),
+        "restic {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        start.elapsed().as_secs_f64(),
+        peak_kib as f64 / 1024.0,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+/// Bytes under `root`: a repository's growth is what a backup added (packs, index,
+/// snapshot), measured the same way for both tools.
+fn directory_bytes(root: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                total += std::fs::metadata(&path).expect("meta").len();
+            }
+        }
+    }
+    total
+}
+
+fn same_tree(a: &Path, b: &Path) -> bool {
+    let mut stack = vec![PathBuf::new()];
+    while let Some(relative) = stack.pop() {
+        for entry in std::fs::read_dir(a.join(&relative)).expect("read dir") {
+            let entry = entry.expect("entry");
+            let name = relative.join(entry.file_name());
+            if entry.path().is_dir() {
+                stack.push(name);
+            } else if std::fs::read(a.join(&name)).ok() != std::fs::read(b.join(&name)).ok() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+#[expect(clippy::print_stdout, reason = "the benchmark reports its measures")]
+fn report(line: &str) {
+    println!("{line}");
+}
+
+#[test]
+fn benchmark_backup_against_restic() {
+    let Some(scale) = scale() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let practice = dir.path().join("practice");
+    std::fs::create_dir(&practice).expect("practice");
+    let rows = build_practice(&practice, scale);
+    let password = Password::new("mot-de-passe-du-banc-d-essai".into());
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, password.expose()).expect("password file");
+    let target = Target {
+        name: "banc".into(),
+        location: Location::Local(dir.path().join("carnet-repo")),
+        append_only: false,
+    };
+    let restic_repo = dir.path().join("restic-repo");
+    restic(&restic_repo, &password_file, &["init"]);
+    let sources = Sources {
+        database: Database::Sqlite(practice.join("carnet.sqlite3")),
+        blob_dir: Some(practice.join("blobs")),
+        checkpoint_file: None,
+        config: None,
+    };
+    let staging = dir.path().join("staging");
+    let mut time = 1_780_000_000;
+    let mut carnet_backup = || {
+        time += 3600;
+        let at = carnet_backup::jiff::Timestamp::from_second(time)
+            .expect("time")
+            .to_zoned(carnet_backup::jiff::tz::TimeZone::UTC);
+        let staged = stage::stage(&sources, &staging).expect("staged");
+        carnet_backup::backup(&target, &password, &staged, at).expect("backup")
+    };
+    let practice_arg = practice.to_str().expect("utf-8");
+
+    // 1. Initial backup.
+    reset_peak();
+    let (first, carnet_seconds) = timed(&mut carnet_backup);
+    let carnet_peak = own_peak_mib();
+    let (restic_seconds, restic_peak, _) =
+        restic(&restic_repo, &password_file, &["backup", practice_arg]);
+    report(&format!(
+        "initial backup: Carnet {carnet_seconds:.2} s, {carnet_peak:.0} MiB peak; restic \
+         {restic_seconds:.2} s, {restic_peak:.0} MiB peak → time {:.2}×, memory {:.2}× \
+         (targets ≤1.1×, ≤1.25×); Carnet added {} bytes",
+        carnet_seconds / restic_seconds,
+        carnet_peak / restic_peak,
+        first.bytes_added
+    ));
+
+    // 2. 1 % of the database pages rewritten at random.
+    rewrite_one_percent(&practice, rows);
+    let restic_before = directory_bytes(&restic_repo);
+    let carnet_before = directory_bytes(&dir.path().join("carnet-repo"));
+    carnet_backup();
+    restic(&restic_repo, &password_file, &["backup", practice_arg]);
+    let carnet_added = directory_bytes(&dir.path().join("carnet-repo")) - carnet_before;
+    let restic_added_bytes = directory_bytes(&restic_repo) - restic_before;
+    report(&format!(
+        "1 % of pages rewritten: Carnet added {carnet_added} bytes, restic {restic_added_bytes} \
+         bytes → {:.3}× (target ≤0.2×; fixed {} KiB chunks against restic's ~1 MiB)",
+        carnet_added as f64 / restic_added_bytes as f64,
+        carnet_backup::CHUNK_SIZE / 1024
+    ));
+
+    // 3. No change.
+    let (_, carnet_seconds) = timed(&mut carnet_backup);
+    let (restic_seconds, _, _) = restic(&restic_repo, &password_file, &["backup", practice_arg]);
+    report(&format!(
+        "no-change backup: Carnet {carnet_seconds:.2} s (staging copies the database again), \
+         restic {restic_seconds:.2} s → {:.2}× (target ≤1.0×)",
+        carnet_seconds / restic_seconds
+    ));
+
+    // 4. Restore.
+    let carnet_out = dir.path().join("carnet-restored");
+    reset_peak();
+    let (restored, carnet_seconds) =
+        timed(|| carnet_backup::restore(&target, &password, "latest", &carnet_out, &[]));
+    let restored = restored.expect("restore");
+    let carnet_peak = own_peak_mib();
+    let restic_out = dir.path().join("restic-restored");
+    let (restic_seconds, restic_peak, _) = restic(
+        &restic_repo,
+        &password_file,
+        &[
+            "restore",
+            "latest",
+            "--target",
+            restic_out.to_str().expect("utf-8"),
+        ],
+    );
+    let mib = restored.bytes as f64 / 1024.0 / 1024.0;
+    report(&format!(
+        "restore: Carnet {:.0} MiB/s, {carnet_peak:.0} MiB peak; restic {:.0} MiB/s, \
+         {restic_peak:.0} MiB peak → throughput {:.2}× (target ≥1.0×), memory {:.2}× \
+         (target ≤2×)",
+        mib / carnet_seconds,
+        mib / restic_seconds,
+        restic_seconds / carnet_seconds,
+        carnet_peak / restic_peak
+    ));
+
+    // 5. Byte for byte.
+    let identical = same_tree(&staging, &carnet_out) && same_tree(&carnet_out, &staging);
+    report(&format!(
+        "restored tree byte-identical to what was backed up: {identical}"
+    ));
+    assert!(identical, "the restored tree differs from the staged one");
+}
