@@ -206,3 +206,44 @@ fn the_wrong_password_is_named(instance: &Instance, targets: &str) {
         stderr_of(&listed)
     );
 }
+
+/// Two servers on one instance: the scheduled backup runs once, on whichever node took
+/// the lease, and not again before the interval.
+#[test]
+fn scheduled_backups_run_on_exactly_one_node() {
+    let (instance, _practice) = practice_with_patients(&["Lefort;;Anne;;1961-02-28;F;;;;;;;;"]);
+    let repository = instance.dir.path().join("depot");
+    let targets = format!("disque={}", repository.display());
+    let start = || {
+        instance.serve_with(|command| {
+            command.env("CARNET_BACKUP_TARGETS", &targets);
+        })
+    };
+    let (first, second) = (start(), start());
+    let snapshots = || {
+        std::fs::read_dir(repository.join("snapshots"))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    };
+    let mut waited = 0;
+    while snapshots() == 0 && waited < 600 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    assert_eq!(snapshots(), 1, "the first node's run");
+    // Both nodes have ticked (at start) by now; give the second one time to try.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    drop((first, second));
+    assert_eq!(snapshots(), 1, "exactly one node backed up");
+    let listed = instance
+        .command()
+        .args(["backup", "list", "--target", "disque"])
+        .env("CARNET_BACKUP_TARGETS", &targets)
+        .output()
+        .expect("run");
+    assert!(
+        stdout_of(&listed).contains("1 sauvegarde(s)."),
+        "{}",
+        stdout_of(&listed)
+    );
+}
