@@ -430,6 +430,7 @@ impl BackupJob {
         } else {
             tracing::error!(target = %record.target, kind, message = %record.message, "backup failed");
         }
+        record_metrics(&record);
         if let Err(error) = self.instance.store.record_backup_run(&record).await {
             tracing::error!(%error, "backup outcome not recorded");
         }
@@ -653,6 +654,29 @@ impl BackupJob {
     }
 }
 
+/// The run as metrics (through the `metrics` facade; exported by whichever recorder the
+/// binary installs): per target and kind, the duration and failures; per target, the
+/// time of the last successful backup and the bytes it added.
+fn record_metrics(record: &BackupRunRecord) {
+    let labels = [
+        ("target", record.target.clone()),
+        ("kind", record.kind.clone()),
+    ];
+    let seconds = (record.finished_at - record.started_at).max(0) as f64 / 1000.0;
+    metrics::gauge!("carnet_backup_duration_seconds", &labels).set(seconds);
+    if !record.ok {
+        metrics::counter!("carnet_backup_failures_total", &labels).increment(1);
+        return;
+    }
+    if record.kind == "backup" {
+        let target = [("target", record.target.clone())];
+        metrics::gauge!("carnet_backup_last_success_timestamp_seconds", &target)
+            .set(record.finished_at as f64 / 1000.0);
+        metrics::gauge!("carnet_backup_bytes_added", &target)
+            .set(record.bytes_added.unwrap_or(0) as f64);
+    }
+}
+
 async fn renew_lease(instance: Arc<Instance>, node: String) {
     let mut ticks = tokio::time::interval(LEASE_RENEWAL);
     ticks.tick().await;
@@ -802,4 +826,70 @@ async fn drill_checks(
         documents = names.len();
     }
     Ok((opened, documents))
+}
+
+#[cfg(test)]
+mod tests {
+    use carnet_store::BackupRunRecord;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    fn run(kind: &str, ok: bool) -> BackupRunRecord {
+        BackupRunRecord {
+            target: "disque".into(),
+            kind: kind.into(),
+            started_at: 1_000_000,
+            finished_at: 1_004_500,
+            ok,
+            snapshot: None,
+            bytes_added: Some(2048),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn runs_become_metrics() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            super::record_metrics(&run("backup", true));
+            super::record_metrics(&run("drill", false));
+            super::record_metrics(&run("drill", false));
+        });
+        let values: Vec<(String, DebugValue)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+            })
+            .collect();
+        let value = |name: &str| {
+            values
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value)
+                .unwrap_or_else(|| panic!("{name} in {values:?}"))
+        };
+        assert_eq!(
+            value("carnet_backup_last_success_timestamp_seconds{target=disque}"),
+            &DebugValue::Gauge(1004.5.into())
+        );
+        assert_eq!(
+            value("carnet_backup_bytes_added{target=disque}"),
+            &DebugValue::Gauge(2048.0.into())
+        );
+        assert_eq!(
+            value("carnet_backup_duration_seconds{target=disque,kind=backup}"),
+            &DebugValue::Gauge(4.5.into())
+        );
+        assert_eq!(
+            value("carnet_backup_failures_total{target=disque,kind=drill}"),
+            &DebugValue::Counter(2)
+        );
+    }
 }

@@ -220,11 +220,7 @@ fn scheduled_backups_run_on_exactly_one_node() {
         })
     };
     let (first, second) = (start(), start());
-    let snapshots = || {
-        std::fs::read_dir(repository.join("snapshots"))
-            .map(|entries| entries.count())
-            .unwrap_or(0)
-    };
+    let snapshots = || std::fs::read_dir(repository.join("snapshots")).map_or(0, Iterator::count);
     let mut waited = 0;
     while snapshots() == 0 && waited < 600 {
         std::thread::sleep(std::time::Duration::from_millis(100));
