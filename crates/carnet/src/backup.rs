@@ -872,8 +872,7 @@ mod tests {
             values
                 .iter()
                 .find(|(key, _)| key == name)
-                .map(|(_, value)| value)
-                .unwrap_or_else(|| panic!("{name} in {values:?}"))
+                .map_or_else(|| panic!("{name} in {values:?}"), |(_, value)| value)
         };
         assert_eq!(
             value("carnet_backup_last_success_timestamp_seconds{target=disque}"),
