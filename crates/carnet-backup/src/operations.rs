@@ -247,9 +247,16 @@ pub fn restore(
         .prepare_restore(&options, nodes.clone(), &destination, false)
         .map_err(rustic(target))?;
     let stats = (plan.stats.files.restore, plan.restore_size);
-    repository
-        .restore(plan, &options, nodes, &destination)
-        .map_err(rustic(target))?;
+    // rustic_core 0.13 panics (on its reader threads) when a pack cannot be read or
+    // authenticated during a restore: caught here, and named.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        repository.restore(plan, &options, nodes, &destination)
+    }))
+    .map_err(|_| BackupError::Corrupted {
+        target: target.name.clone(),
+        detail: "une partie des données ne se relit pas pendant la restauration".into(),
+    })?
+    .map_err(rustic(target))?;
     Ok(RestoreReport {
         snapshot: found.id.to_string(),
         files: stats.0,

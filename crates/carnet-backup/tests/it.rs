@@ -246,6 +246,17 @@ fn one_corrupted_byte_in_a_pack_or_an_index_is_reported_by_the_check() {
     assert!(matches!(error, BackupError::Corrupted { .. }), "{error}");
     assert!(error.to_string().contains("endommagé"), "{error}");
 
+    // A restore from the damaged pack is refused with the same sentence, not a crash.
+    let error = carnet_backup::restore(
+        &target,
+        &password(),
+        "latest",
+        &instance.path().join("restauree"),
+        &[],
+    )
+    .expect_err("restore from a corrupted pack");
+    assert!(matches!(error, BackupError::Corrupted { .. }), "{error}");
+
     let other = Instance::new("CANARI");
     let target = local_target(other.path());
     backup_now(&other, &target, at(1_780_000_000));
