@@ -115,9 +115,15 @@ pub(crate) fn open_or_init(
         repository.open(&credentials)
     } else {
         if let Location::Local(path) = &target.location {
-            std::fs::create_dir_all(path).map_err(|error| BackupError::Unreachable {
+            // Only the last directory is created: a missing parent is a disk that is not
+            // mounted, and backing up to the system disk in its place would be a silent
+            // failure.
+            std::fs::create_dir(path).map_err(|error| BackupError::Unreachable {
                 target: target.name.clone(),
-                detail: error.to_string(),
+                detail: format!(
+                    "{} ne peut pas être créé ({error}) : le disque est-il branché ?",
+                    path.display()
+                ),
             })?;
         }
         let config = ConfigOptions::default()

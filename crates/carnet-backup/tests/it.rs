@@ -201,6 +201,22 @@ fn a_wrong_password_and_a_missing_repository_are_named() {
         "{error}"
     );
     backup_now(&instance, &target, at(1_780_000_000));
+    let unplugged = Target {
+        name: "usb".into(),
+        location: Location::Local(instance.path().join("not-mounted/carnet")),
+        append_only: false,
+    };
+    let staged =
+        stage::stage(&instance.sources(), &instance.path().join("staging")).expect("staged");
+    let error = carnet_backup::backup(&unplugged, &password(), &staged, at(1_780_000_000))
+        .expect_err("a disk that is not there");
+    assert!(matches!(error, BackupError::Unreachable { .. }), "{error}");
+    assert!(error.to_string().contains("branché"), "{error}");
+    assert!(
+        !instance.path().join("not-mounted").exists(),
+        "nothing created in its place"
+    );
+
     let error = carnet_backup::snapshots(&target, &Password::new("autre".into()))
         .expect_err("wrong password");
     assert!(
