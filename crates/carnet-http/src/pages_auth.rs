@@ -100,6 +100,8 @@ struct SpacePage {
     role: &'static str,
     practice_id: Option<String>,
     holder: bool,
+    /// Sees the instance's backups (holders and platform administrators).
+    sees_backups: bool,
     notices: Vec<String>,
     care_records_unlocked: bool,
     blur_seconds: u64,
@@ -602,6 +604,7 @@ pub async fn space(State(state): State<AppState>, signed_in: SignedIn) -> Respon
     render(
         &SpacePage {
             role,
+            sees_backups: holder || matches!(signed_in.caller.actor, Actor::PlatformAdmin(_)),
             practice_id,
             holder,
             notices,

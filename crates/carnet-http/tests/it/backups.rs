@@ -70,7 +70,12 @@ async fn holders_see_each_targets_state_and_alerts_and_others_are_refused() {
         "addresses are for administrators"
     );
 
+    let (_, space) = send(&app, request("GET", "/espace", Some(&holder), None)).await;
+    assert!(String::from_utf8_lossy(&space).contains("href=\"/sauvegardes\""));
+
     let staff = crate::pin::staff_member(&test, &holder, &practice).await;
+    let (_, space) = send(&app, request("GET", "/espace", Some(&staff), None)).await;
+    assert!(!String::from_utf8_lossy(&space).contains("href=\"/sauvegardes\""));
     let (response, _) = send(&app, request("GET", "/sauvegardes", Some(&staff), None)).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
