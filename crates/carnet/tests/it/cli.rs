@@ -301,7 +301,12 @@ fn the_recovery_kit_holds_the_keys_and_is_private() {
     assert!(written.status.success(), "{}", stderr_of(&written));
     assert_eq!(crate::support::mode_of(&kit), 0o600);
     let page = std::fs::read_to_string(&kit).expect("kit");
-    for file in ["instance.key", "audit.key"] {
+    assert_eq!(
+        crate::support::mode_of(&instance.data_dir().join("backup.password")),
+        0o600,
+        "the backup password is made at installation, private"
+    );
+    for file in ["instance.key", "audit.key", "backup.password"] {
         let hex = std::fs::read_to_string(instance.data_dir().join(file)).expect("key");
         let grouped: Vec<String> = hex
             .trim()
