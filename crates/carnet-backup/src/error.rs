@@ -48,7 +48,7 @@ impl BackupError {
         let target = target.to_owned();
         if error.is_incorrect_password() {
             Self::WrongPassword { target }
-        } else if error.is_code("C001") {
+        } else if has_code(error, "C001") {
             Self::Corrupted {
                 target,
                 detail: "une donnée chiffrée ne s'authentifie plus".into(),
@@ -60,4 +60,24 @@ impl BackupError {
             }
         }
     }
+}
+
+/// Whether `error`, or an error it was caused by, carries `code` (rustic_core wraps the
+/// failed authentication of a blob in an error about its pack, sometimes only as text:
+/// its documentation link names the code).
+fn has_code(error: &RusticError, code: &str) -> bool {
+    if error.to_string().contains(&format!("/errors/{code}")) {
+        return true;
+    }
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if error
+            .downcast_ref::<RusticError>()
+            .is_some_and(|rustic| rustic.is_code(code))
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }

@@ -18,6 +18,9 @@ use crate::target::{Location, Target};
 /// whole file after 1 % of random page writes, 32 KiB chunks re-store ~8 % of it.
 pub const CHUNK_SIZE: u64 = 32 * 1024;
 
+/// Largest data pack, in MiB.
+const PACK_MIB: u64 = 16;
+
 /// Where the instance's files sit inside every snapshot (`restic restore latest:/carnet`
 /// gives back a data directory).
 pub const SNAPSHOT_ROOT: &str = "/carnet";
@@ -126,9 +129,13 @@ pub(crate) fn open_or_init(
                 ),
             })?;
         }
+        // Data packs of 16 MiB at most (restic's default; rustic's grow with the
+        // repository from 32 MiB): a pack is held in memory while it is written.
         let config = ConfigOptions::default()
             .set_chunker(Chunker::FixedSize)
-            .set_chunk_size(bytesize::ByteSize::b(CHUNK_SIZE));
+            .set_chunk_size(bytesize::ByteSize::b(CHUNK_SIZE))
+            .set_datapack_size(bytesize::ByteSize::mib(PACK_MIB))
+            .set_datapack_size_limit(bytesize::ByteSize::mib(PACK_MIB));
         repository.init(&credentials, &KeyOptions::default(), &config)
     };
     opened.map_err(|error| BackupError::from_rustic(&target.name, &error))

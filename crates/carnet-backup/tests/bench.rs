@@ -51,7 +51,7 @@ fn scale() -> Option<&'static Scale> {
 
 /// Incompressible bytes (xorshift).
 fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
+    let mut state = seed.wrapping_mul(2).wrapping_add(1);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         state ^= state << 13;
