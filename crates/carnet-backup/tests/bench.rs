@@ -7,11 +7,11 @@
 //! CARNET_BENCH=full cargo nextest run --release --workspace -E 'test(benchmark_backup)' --no-capture
 //! ```
 //!
-//! Carnet's side runs in this process (staging — the SQLite online backup copy and the
-//! hard-linked documents — then the backup); its peak memory is this process's high-water
-//! mark, reset before each measure (`/proc/self/clear_refs`), so it includes the test
-//! harness. restic runs as a child process (`--no-cache`, default chunker, default
-//! compression); its peak is read from `/proc/PID/status` while it runs.
+//! Both tools run as child processes, measured the same way (wall time; peak resident
+//! memory read from `/proc/PID/status` while they run). Carnet's side is this test binary
+//! re-run on one operation: staging (the SQLite online backup copy, hard-linked
+//! documents) then the backup, or the restore. restic: `--no-cache`, default chunker and
+//! compression.
 //!
 //! Measures: initial backup (time, peak memory); bytes added after rewriting 1 % of the
 //! database pages at random; a backup with no change (time); restore (throughput, peak
@@ -136,41 +136,16 @@ fn status_kib(status: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// Resets this process's peak resident size to its current size (when the kernel lets
-/// it: otherwise the peak also counts what came before, which only overstates Carnet).
-fn reset_peak() {
-    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
-        report("(peak memory not reset: /proc/self/clear_refs refused)");
-    }
-}
-
-fn own_peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("status");
-    status_kib(&status, "VmHWM:").expect("VmHWM") as f64 / 1024.0
-}
-
+/// Runs `command` to completion; returns (seconds, peak resident MiB read from
+/// `/proc/PID/status` while it runs, stdout).
 #[expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
-fn timed<T>(work: impl FnOnce() -> T) -> (T, f64) {
+fn measure(mut command: Command) -> (f64, f64, String) {
     let start = std::time::Instant::now();
-    let value = work();
-    (value, start.elapsed().as_secs_f64())
-}
-
-/// Runs restic; returns (seconds, peak MiB, stdout).
-#[expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
-fn restic(repository: &Path, password_file: &Path, args: &[&str]) -> (f64, f64, String) {
-    let start = std::time::Instant::now();
-    let mut child = Command::new("restic")
-        .arg("--repo")
-        .arg(repository)
-        .arg("--password-file")
-        .arg(password_file)
-        .args(["--no-cache", "--quiet"])
-        .args(args)
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("restic runs (Debian package)");
+        .expect("the measured program starts");
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0;
     loop {
@@ -188,7 +163,8 @@ fn restic(repository: &Path, password_file: &Path, args: &[&str]) -> (f64, f64, 
     let output = child.wait_with_output().expect("output");
     assert!(
         output.status.success(),
-        "restic {args:?}: {}",
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     (
@@ -196,6 +172,88 @@ fn restic(repository: &Path, password_file: &Path, args: &[&str]) -> (f64, f64, 
         peak_kib as f64 / 1024.0,
         String::from_utf8_lossy(&output.stdout).into_owned(),
     )
+}
+
+fn restic(repository: &Path, password_file: &Path, args: &[&str]) -> (f64, f64, String) {
+    let mut command = Command::new("restic");
+    command
+        .arg("--repo")
+        .arg(repository)
+        .arg("--password-file")
+        .arg(password_file)
+        .args(["--no-cache", "--quiet"])
+        .args(args);
+    measure(command)
+}
+
+const PASSWORD: &str = "mot-de-passe-du-banc-d-essai";
+
+/// Carnet's side in a process of its own, as restic's: this test binary, re-run on
+/// [`child_process_for_benchmarks`] with the operation in the environment.
+fn carnet(
+    operation: &str,
+    repository: &Path,
+    practice: &Path,
+    work: &Path,
+    time: i64,
+) -> (f64, f64) {
+    let mut command = Command::new(std::env::current_exe().expect("this test binary"));
+    command
+        .args([
+            "--exact",
+            "child_process_for_benchmarks",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("CARNET_BENCH_CHILD", operation)
+        .env("CARNET_BENCH_REPOSITORY", repository)
+        .env("CARNET_BENCH_PRACTICE", practice)
+        .env("CARNET_BENCH_WORK", work)
+        .env("CARNET_BENCH_TIME", time.to_string());
+    let (seconds, peak, _) = measure(command);
+    (seconds, peak)
+}
+
+/// Not a test: the entry point of [`carnet`]'s child processes (returns at once in a
+/// normal run). Backs up the practice (staging into WORK) or restores into WORK.
+#[test]
+fn child_process_for_benchmarks() {
+    let Ok(operation) = std::env::var("CARNET_BENCH_CHILD") else {
+        return;
+    };
+    let var = |name: &str| PathBuf::from(std::env::var(name).expect(name));
+    let target = Target {
+        name: "banc".into(),
+        location: Location::Local(var("CARNET_BENCH_REPOSITORY")),
+        append_only: false,
+    };
+    let password = Password::new(PASSWORD.into());
+    match operation.as_str() {
+        "backup" => {
+            let practice = var("CARNET_BENCH_PRACTICE");
+            let sources = Sources {
+                database: Database::Sqlite(practice.join("carnet.sqlite3")),
+                blob_dir: Some(practice.join("blobs")),
+                checkpoint_file: None,
+                config: None,
+            };
+            let time: i64 = std::env::var("CARNET_BENCH_TIME")
+                .expect("time")
+                .parse()
+                .expect("time");
+            let at = carnet_backup::jiff::Timestamp::from_second(time)
+                .expect("time")
+                .to_zoned(carnet_backup::jiff::tz::TimeZone::UTC);
+            let staged = stage::stage(&sources, &var("CARNET_BENCH_WORK")).expect("staged");
+            carnet_backup::backup(&target, &password, &staged, at).expect("backup");
+        }
+        "restore" => {
+            carnet_backup::restore(&target, &password, "latest", &var("CARNET_BENCH_WORK"), &[])
+                .expect("restore");
+        }
+        other => panic!("unknown operation {other}"),
+    }
 }
 
 /// Bytes under `root`: a repository's growth is what a backup added (packs, index,
@@ -246,66 +304,50 @@ fn benchmark_backup_against_restic() {
     let practice = dir.path().join("practice");
     std::fs::create_dir(&practice).expect("practice");
     let rows = build_practice(&practice, scale);
-    let password = Password::new("mot-de-passe-du-banc-d-essai".into());
     let password_file = dir.path().join("password");
-    std::fs::write(&password_file, password.expose()).expect("password file");
-    let target = Target {
-        name: "banc".into(),
-        location: Location::Local(dir.path().join("carnet-repo")),
-        append_only: false,
-    };
+    std::fs::write(&password_file, PASSWORD).expect("password file");
+    let carnet_repo = dir.path().join("carnet-repo");
     let restic_repo = dir.path().join("restic-repo");
     restic(&restic_repo, &password_file, &["init"]);
-    let sources = Sources {
-        database: Database::Sqlite(practice.join("carnet.sqlite3")),
-        blob_dir: Some(practice.join("blobs")),
-        checkpoint_file: None,
-        config: None,
-    };
     let staging = dir.path().join("staging");
     let mut time = 1_780_000_000;
     let mut carnet_backup = || {
         time += 3600;
-        let at = carnet_backup::jiff::Timestamp::from_second(time)
-            .expect("time")
-            .to_zoned(carnet_backup::jiff::tz::TimeZone::UTC);
-        let staged = stage::stage(&sources, &staging).expect("staged");
-        carnet_backup::backup(&target, &password, &staged, at).expect("backup")
+        carnet("backup", &carnet_repo, &practice, &staging, time)
     };
     let practice_arg = practice.to_str().expect("utf-8");
 
     // 1. Initial backup.
-    reset_peak();
-    let (first, carnet_seconds) = timed(&mut carnet_backup);
-    let carnet_peak = own_peak_mib();
+    let (carnet_seconds, carnet_peak) = carnet_backup();
     let (restic_seconds, restic_peak, _) =
         restic(&restic_repo, &password_file, &["backup", practice_arg]);
     report(&format!(
         "initial backup: Carnet {carnet_seconds:.2} s, {carnet_peak:.0} MiB peak; restic \
          {restic_seconds:.2} s, {restic_peak:.0} MiB peak → time {:.2}×, memory {:.2}× \
-         (targets ≤1.1×, ≤1.25×); Carnet added {} bytes",
+         (targets ≤1.1×, ≤1.25×); repositories {} and {} bytes",
         carnet_seconds / restic_seconds,
         carnet_peak / restic_peak,
-        first.bytes_added
+        directory_bytes(&carnet_repo),
+        directory_bytes(&restic_repo)
     ));
 
     // 2. 1 % of the database pages rewritten at random.
     rewrite_one_percent(&practice, rows);
     let restic_before = directory_bytes(&restic_repo);
-    let carnet_before = directory_bytes(&dir.path().join("carnet-repo"));
+    let carnet_before = directory_bytes(&carnet_repo);
     carnet_backup();
     restic(&restic_repo, &password_file, &["backup", practice_arg]);
-    let carnet_added = directory_bytes(&dir.path().join("carnet-repo")) - carnet_before;
-    let restic_added_bytes = directory_bytes(&restic_repo) - restic_before;
+    let carnet_added = directory_bytes(&carnet_repo) - carnet_before;
+    let restic_added = directory_bytes(&restic_repo) - restic_before;
     report(&format!(
-        "1 % of pages rewritten: Carnet added {carnet_added} bytes, restic {restic_added_bytes} \
+        "1 % of pages rewritten: Carnet added {carnet_added} bytes, restic {restic_added} \
          bytes → {:.3}× (target ≤0.2×; fixed {} KiB chunks against restic's ~1 MiB)",
-        carnet_added as f64 / restic_added_bytes as f64,
+        carnet_added as f64 / restic_added as f64,
         carnet_backup::CHUNK_SIZE / 1024
     ));
 
     // 3. No change.
-    let (_, carnet_seconds) = timed(&mut carnet_backup);
+    let (carnet_seconds, _) = carnet_backup();
     let (restic_seconds, _, _) = restic(&restic_repo, &password_file, &["backup", practice_arg]);
     report(&format!(
         "no-change backup: Carnet {carnet_seconds:.2} s (staging copies the database again), \
@@ -315,11 +357,7 @@ fn benchmark_backup_against_restic() {
 
     // 4. Restore.
     let carnet_out = dir.path().join("carnet-restored");
-    reset_peak();
-    let (restored, carnet_seconds) =
-        timed(|| carnet_backup::restore(&target, &password, "latest", &carnet_out, &[]));
-    let restored = restored.expect("restore");
-    let carnet_peak = own_peak_mib();
+    let (carnet_seconds, carnet_peak) = carnet("restore", &carnet_repo, &practice, &carnet_out, 0);
     let restic_out = dir.path().join("restic-restored");
     let (restic_seconds, restic_peak, _) = restic(
         &restic_repo,
@@ -331,7 +369,7 @@ fn benchmark_backup_against_restic() {
             restic_out.to_str().expect("utf-8"),
         ],
     );
-    let mib = restored.bytes as f64 / 1024.0 / 1024.0;
+    let mib = directory_bytes(&carnet_out) as f64 / 1024.0 / 1024.0;
     report(&format!(
         "restore: Carnet {:.0} MiB/s, {carnet_peak:.0} MiB peak; restic {:.0} MiB/s, \
          {restic_peak:.0} MiB peak → throughput {:.2}× (target ≥1.0×), memory {:.2}× \
