@@ -18,9 +18,10 @@ use crate::target::{Location, Target};
 /// whole file after 1 % of random page writes, 32 KiB chunks re-store ~8 % of it.
 pub const CHUNK_SIZE: u64 = 32 * 1024;
 
-/// zstd level: fast. What Carnet backs up is mostly ciphertext already (sealed columns,
-/// sealed documents), which does not compress; the default level (3) spent CPU on it for
-/// nothing. Page slack and structure still shrink.
+/// zstd level 1 (fast): what Carnet backs up is mostly ciphertext already (sealed
+/// columns, sealed documents), which does not compress, so the default level (3) spends
+/// CPU for little; page slack still shrinks (no compression at all was measured: no
+/// faster, 15 % larger, and 0.15× instead of 0.11× after scattered page writes).
 const COMPRESSION: i32 = 1;
 
 /// Largest data pack, in MiB.

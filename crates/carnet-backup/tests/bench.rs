@@ -189,14 +189,15 @@ fn restic(repository: &Path, password_file: &Path, args: &[&str]) -> (f64, f64, 
 const PASSWORD: &str = "mot-de-passe-du-banc-d-essai";
 
 /// Carnet's side in a process of its own, as restic's: this test binary, re-run on
-/// [`child_process_for_benchmarks`] with the operation in the environment.
+/// [`child_process_for_benchmarks`] with the operation in the environment. Returns
+/// (seconds, peak MiB, seconds spent staging).
 fn carnet(
     operation: &str,
     repository: &Path,
     practice: &Path,
     work: &Path,
     time: i64,
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     let mut command = Command::new(std::env::current_exe().expect("this test binary"));
     command
         .args([
@@ -211,8 +212,22 @@ fn carnet(
         .env("CARNET_BENCH_PRACTICE", practice)
         .env("CARNET_BENCH_WORK", work)
         .env("CARNET_BENCH_TIME", time.to_string());
-    let (seconds, peak, _) = measure(command);
-    (seconds, peak)
+    let (seconds, peak, out) = measure(command);
+    // libtest may print "test … " on the same line first.
+    let staging = out
+        .split("staging-seconds ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(f64::NAN);
+    (seconds, peak, staging)
+}
+
+#[expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
+fn timed<T>(work: impl FnOnce() -> T) -> (T, f64) {
+    let start = std::time::Instant::now();
+    let value = work();
+    (value, start.elapsed().as_secs_f64())
 }
 
 /// Not a test: the entry point of [`carnet`]'s child processes (returns at once in a
@@ -245,8 +260,10 @@ fn child_process_for_benchmarks() {
             let at = carnet_backup::jiff::Timestamp::from_second(time)
                 .expect("time")
                 .to_zoned(carnet_backup::jiff::tz::TimeZone::UTC);
-            let staged = stage::stage(&sources, &var("CARNET_BENCH_WORK")).expect("staged");
+            let (staged, seconds) =
+                timed(|| stage::stage(&sources, &var("CARNET_BENCH_WORK")).expect("staged"));
             carnet_backup::backup(&target, &password, &staged, at).expect("backup");
+            report(&format!("staging-seconds {seconds:.3}"));
         }
         "restore" => {
             carnet_backup::restore(&target, &password, "latest", &var("CARNET_BENCH_WORK"), &[])
@@ -318,11 +335,12 @@ fn benchmark_backup_against_restic() {
     let practice_arg = practice.to_str().expect("utf-8");
 
     // 1. Initial backup.
-    let (carnet_seconds, carnet_peak) = carnet_backup();
+    let (carnet_seconds, carnet_peak, staging_seconds) = carnet_backup();
     let (restic_seconds, restic_peak, _) =
         restic(&restic_repo, &password_file, &["backup", practice_arg]);
     report(&format!(
-        "initial backup: Carnet {carnet_seconds:.2} s, {carnet_peak:.0} MiB peak; restic \
+        "initial backup: Carnet {carnet_seconds:.2} s (staging {staging_seconds:.2} s), \
+         {carnet_peak:.0} MiB peak; restic \
          {restic_seconds:.2} s, {restic_peak:.0} MiB peak → time {:.2}×, memory {:.2}× \
          (targets ≤1.1×, ≤1.25×); repositories {} and {} bytes",
         carnet_seconds / restic_seconds,
@@ -347,17 +365,19 @@ fn benchmark_backup_against_restic() {
     ));
 
     // 3. No change.
-    let (carnet_seconds, _) = carnet_backup();
+    let (carnet_seconds, _, staging_seconds) = carnet_backup();
     let (restic_seconds, _, _) = restic(&restic_repo, &password_file, &["backup", practice_arg]);
     report(&format!(
-        "no-change backup: Carnet {carnet_seconds:.2} s (staging copies the database again), \
+        "no-change backup: Carnet {carnet_seconds:.2} s (staging, which copies the database \
+         again: {staging_seconds:.2} s), \
          restic {restic_seconds:.2} s → {:.2}× (target ≤1.0×)",
         carnet_seconds / restic_seconds
     ));
 
     // 4. Restore.
     let carnet_out = dir.path().join("carnet-restored");
-    let (carnet_seconds, carnet_peak) = carnet("restore", &carnet_repo, &practice, &carnet_out, 0);
+    let (carnet_seconds, carnet_peak, _) =
+        carnet("restore", &carnet_repo, &practice, &carnet_out, 0);
     let restic_out = dir.path().join("restic-restored");
     let (restic_seconds, restic_peak, _) = restic(
         &restic_repo,
