@@ -136,10 +136,19 @@ fn status_kib(status: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// Runs `command` to completion; returns (seconds, peak resident MiB read from
-/// `/proc/PID/status` while it runs, stdout).
+/// What a measured run gives: seconds, peak resident MiB (`VmHWM`: this counts the pages
+/// of a memory-mapped file too, which are page cache), peak anonymous MiB (`RssAnon`,
+/// sampled every 5 ms: what the program itself allocated), and its stdout.
+struct Measured {
+    seconds: f64,
+    peak: f64,
+    anonymous: f64,
+    stdout: String,
+}
+
+/// Runs `command` to completion, reading its memory from `/proc/PID/status` meanwhile.
 #[expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
-fn measure(mut command: Command) -> (f64, f64, String) {
+fn measure(mut command: Command) -> Measured {
     let start = std::time::Instant::now();
     let mut child = command
         .stdout(std::process::Stdio::piped())
@@ -147,13 +156,11 @@ fn measure(mut command: Command) -> (f64, f64, String) {
         .spawn()
         .expect("the measured program starts");
     let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0;
+    let (mut peak_kib, mut anonymous_kib) = (0, 0);
     loop {
-        if let Some(kib) = std::fs::read_to_string(&status_path)
-            .ok()
-            .and_then(|status| status_kib(&status, "VmHWM:"))
-        {
-            peak_kib = peak_kib.max(kib);
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            peak_kib = peak_kib.max(status_kib(&status, "VmHWM:").unwrap_or(0));
+            anonymous_kib = anonymous_kib.max(status_kib(&status, "RssAnon:").unwrap_or(0));
         }
         if child.try_wait().expect("wait").is_some() {
             break;
@@ -167,14 +174,15 @@ fn measure(mut command: Command) -> (f64, f64, String) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    (
-        start.elapsed().as_secs_f64(),
-        peak_kib as f64 / 1024.0,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    Measured {
+        seconds: start.elapsed().as_secs_f64(),
+        peak: peak_kib as f64 / 1024.0,
+        anonymous: anonymous_kib as f64 / 1024.0,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+    }
 }
 
-fn restic(repository: &Path, password_file: &Path, args: &[&str]) -> (f64, f64, String) {
+fn restic(repository: &Path, password_file: &Path, args: &[&str]) -> Measured {
     let mut command = Command::new("restic");
     command
         .arg("--repo")
@@ -190,14 +198,14 @@ const PASSWORD: &str = "mot-de-passe-du-banc-d-essai";
 
 /// Carnet's side in a process of its own, as restic's: this test binary, re-run on
 /// [`child_process_for_benchmarks`] with the operation in the environment. Returns
-/// (seconds, peak MiB, seconds spent staging).
+/// the measure and the seconds spent staging.
 fn carnet(
     operation: &str,
     repository: &Path,
     practice: &Path,
     work: &Path,
     time: i64,
-) -> (f64, f64, f64) {
+) -> (Measured, f64) {
     let mut command = Command::new(std::env::current_exe().expect("this test binary"));
     command
         .args([
@@ -212,15 +220,16 @@ fn carnet(
         .env("CARNET_BENCH_PRACTICE", practice)
         .env("CARNET_BENCH_WORK", work)
         .env("CARNET_BENCH_TIME", time.to_string());
-    let (seconds, peak, out) = measure(command);
+    let measured = measure(command);
     // libtest may print "test … " on the same line first.
-    let staging = out
+    let staging = measured
+        .stdout
         .split("staging-seconds ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|value| value.parse().ok())
         .unwrap_or(f64::NAN);
-    (seconds, peak, staging)
+    (measured, staging)
 }
 
 #[expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
@@ -335,16 +344,22 @@ fn benchmark_backup_against_restic() {
     let practice_arg = practice.to_str().expect("utf-8");
 
     // 1. Initial backup.
-    let (carnet_seconds, carnet_peak, staging_seconds) = carnet_backup();
-    let (restic_seconds, restic_peak, _) =
-        restic(&restic_repo, &password_file, &["backup", practice_arg]);
+    let (carnet_run, staging_seconds) = carnet_backup();
+    let restic_run = restic(&restic_repo, &password_file, &["backup", practice_arg]);
     report(&format!(
-        "initial backup: Carnet {carnet_seconds:.2} s (staging {staging_seconds:.2} s), \
-         {carnet_peak:.0} MiB peak; restic \
-         {restic_seconds:.2} s, {restic_peak:.0} MiB peak → time {:.2}×, memory {:.2}× \
-         (targets ≤1.1×, ≤1.25×); repositories {} and {} bytes",
-        carnet_seconds / restic_seconds,
-        carnet_peak / restic_peak,
+        "initial backup: Carnet {:.2} s (staging {staging_seconds:.2} s), peak {:.0} MiB \
+         ({:.0} MiB anonymous); restic {:.2} s, peak {:.0} MiB ({:.0} MiB anonymous) → time \
+         {:.2}× (target ≤1.1×), memory {:.2}× peak RSS, {:.2}× anonymous (target ≤1.25×); \
+         repositories {} and {} bytes",
+        carnet_run.seconds,
+        carnet_run.peak,
+        carnet_run.anonymous,
+        restic_run.seconds,
+        restic_run.peak,
+        restic_run.anonymous,
+        carnet_run.seconds / restic_run.seconds,
+        carnet_run.peak / restic_run.peak,
+        carnet_run.anonymous / restic_run.anonymous,
         directory_bytes(&carnet_repo),
         directory_bytes(&restic_repo)
     ));
@@ -365,21 +380,21 @@ fn benchmark_backup_against_restic() {
     ));
 
     // 3. No change.
-    let (carnet_seconds, _, staging_seconds) = carnet_backup();
-    let (restic_seconds, _, _) = restic(&restic_repo, &password_file, &["backup", practice_arg]);
+    let (carnet_run, staging_seconds) = carnet_backup();
+    let restic_run = restic(&restic_repo, &password_file, &["backup", practice_arg]);
     report(&format!(
-        "no-change backup: Carnet {carnet_seconds:.2} s (staging, which copies the database \
-         again: {staging_seconds:.2} s), \
-         restic {restic_seconds:.2} s → {:.2}× (target ≤1.0×)",
-        carnet_seconds / restic_seconds
+        "no-change backup: Carnet {:.2} s (staging, which copies the database again: \
+         {staging_seconds:.2} s), restic {:.2} s → {:.2}× (target ≤1.0×)",
+        carnet_run.seconds,
+        restic_run.seconds,
+        carnet_run.seconds / restic_run.seconds
     ));
 
     // 4. Restore.
     let carnet_out = dir.path().join("carnet-restored");
-    let (carnet_seconds, carnet_peak, _) =
-        carnet("restore", &carnet_repo, &practice, &carnet_out, 0);
+    let (carnet_run, _) = carnet("restore", &carnet_repo, &practice, &carnet_out, 0);
     let restic_out = dir.path().join("restic-restored");
-    let (restic_seconds, restic_peak, _) = restic(
+    let restic_run = restic(
         &restic_repo,
         &password_file,
         &[
@@ -391,13 +406,17 @@ fn benchmark_backup_against_restic() {
     );
     let mib = directory_bytes(&carnet_out) as f64 / 1024.0 / 1024.0;
     report(&format!(
-        "restore: Carnet {:.0} MiB/s, {carnet_peak:.0} MiB peak; restic {:.0} MiB/s, \
-         {restic_peak:.0} MiB peak → throughput {:.2}× (target ≥1.0×), memory {:.2}× \
-         (target ≤2×)",
-        mib / carnet_seconds,
-        mib / restic_seconds,
-        restic_seconds / carnet_seconds,
-        carnet_peak / restic_peak
+        "restore: Carnet {:.0} MiB/s, peak {:.0} MiB ({:.0} anonymous); restic {:.0} MiB/s, \
+         peak {:.0} MiB ({:.0} anonymous) → throughput {:.2}× (target ≥1.0×), memory {:.2}× \
+         peak RSS (target ≤2×)",
+        mib / carnet_run.seconds,
+        carnet_run.peak,
+        carnet_run.anonymous,
+        mib / restic_run.seconds,
+        restic_run.peak,
+        restic_run.anonymous,
+        restic_run.seconds / carnet_run.seconds,
+        carnet_run.peak / restic_run.peak
     ));
 
     // 5. Byte for byte.
