@@ -3,7 +3,8 @@
 //!
 //! The runs themselves are recorded by the binary's backup job (`carnet-backup` does
 //! the work); this module only reads them. No patient data is involved: holders and
-//! platform administrators may look; only administrators see target addresses.
+//! platform administrators may look; only administrators see target addresses and the
+//! text of failures.
 
 use carnet_domain::Timestamp;
 use carnet_store::BackupRunRecord;
@@ -77,7 +78,14 @@ impl Services {
             Actor::Member { role, .. } if *role == carnet_domain::Role::Holder => false,
             _ => return Err(ServiceError::Forbidden),
         };
-        let runs = self.store.latest_backup_runs().await?;
+        let mut runs = self.store.latest_backup_runs().await?;
+        if !sees_addresses {
+            // A failure's text can name paths, buckets or hosts of the operator's
+            // infrastructure: holders see that it failed, administrators see why.
+            for run in runs.iter_mut().filter(|run| !run.ok) {
+                run.message = "détails réservés à l'administrateur de la plateforme".into();
+            }
+        }
         let now = self.now();
         Ok(plan
             .targets

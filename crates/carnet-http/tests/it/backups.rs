@@ -69,6 +69,11 @@ async fn holders_see_each_targets_state_and_alerts_and_others_are_refused() {
         !html.contains("/mnt/secret-path"),
         "addresses are for administrators"
     );
+    assert!(
+        !html.contains("ne s'ouvre pas"),
+        "so is the text of a failure"
+    );
+    assert!(html.contains("administrateur de la plateforme"), "{html}");
 
     let (_, space) = send(&app, request("GET", "/espace", Some(&holder), None)).await;
     assert!(String::from_utf8_lossy(&space).contains("href=\"/sauvegardes\""));
