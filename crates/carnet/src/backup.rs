@@ -756,8 +756,18 @@ async fn drill_in(config: &Config, target: &Target, scratch: &Path) -> Result<St
     let mut scratch_config = config.clone();
     scratch_config.data_dir = scratch.to_path_buf();
     scratch_config.database_url = String::new();
-    scratch_config.instance_key_file = config.instance_key_path().display().to_string();
-    scratch_config.audit_key_file = config.audit_key_path().display().to_string();
+    // Copies of the keys, so that nothing the opening does (finishing an interrupted
+    // rotation renames key files) can touch the live ones.
+    for (live, name) in [
+        (config.instance_key_path(), "instance.key"),
+        (config.audit_key_path(), "audit.key"),
+    ] {
+        let bytes = std::fs::read(&live)
+            .map_err(|error| format!("lecture de {} ({error})", live.display()))?;
+        write_new_file(&scratch.join(name), &bytes).map_err(|error| error.message)?;
+    }
+    scratch_config.instance_key_file = String::new();
+    scratch_config.audit_key_file = String::new();
     scratch_config.audit_checkpoint_file =
         scratch.join(stage::CHECKPOINT_FILE).display().to_string();
     scratch_config.backup_password_file = config.backup_password_path().display().to_string();
