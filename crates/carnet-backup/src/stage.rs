@@ -13,6 +13,11 @@
 //!
 //! Nothing else from the data directory is staged: not the instance key, the audit key,
 //! the backup password or the TLS key (an allowlist, not a denylist).
+//!
+//! The SQLite copy and its counts are kept from one staging to the next: when the live
+//! database has not changed since the kept copy was made (see [`stage_sqlite`]), it is
+//! not copied again, and the kept file, with its modification time, is skipped by the
+//! backup as unchanged instead of being read and hashed again.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,13 +55,20 @@ pub struct Sources {
     pub config: Option<String>,
 }
 
-/// Builds the staging tree in `staging` (emptied first) and returns it.
+/// The SQLite copy while it is written, before it replaces the kept one (never part of a
+/// snapshot: it is renamed or removed before [`stage`] returns).
+const FRESH_SQLITE_FILE: &str = "carnet-fresh.sqlite3";
+
+/// Builds the staging tree in `staging` and returns it. Everything from an earlier
+/// staging is removed first, except the SQLite copy and its counts (see the module
+/// documentation).
 pub fn stage(sources: &Sources, staging: &Path) -> Result<PathBuf, BackupError> {
-    if staging.exists() {
-        std::fs::remove_dir_all(staging)
-            .map_err(|error| BackupError::io(format!("vidage de {}", staging.display()), error))?;
-    }
     create_private_dir(staging)?;
+    let kept: &[&str] = match sources.database {
+        Database::Sqlite(_) => &[SQLITE_FILE, COUNTS_FILE],
+        Database::Postgres(_) => &[],
+    };
+    empty_except(staging, kept)?;
     // The checkpoint file before the database: every checkpoint it holds then refers to
     // entries the database copy has (a checkpoint beyond the copy would read as a
     // truncated trail when the copy is verified).
@@ -66,10 +78,7 @@ pub fn stage(sources: &Sources, staging: &Path) -> Result<PathBuf, BackupError> 
         copy_file(file, &staging.join(CHECKPOINT_FILE))?;
     }
     match &sources.database {
-        Database::Sqlite(live) => {
-            copy_sqlite(live, &staging.join(SQLITE_FILE))?;
-            write_row_counts(&staging.join(SQLITE_FILE), &staging.join(COUNTS_FILE))?;
-        }
+        Database::Sqlite(live) => stage_sqlite(live, staging)?,
         Database::Postgres(url) => dump_postgres(url, &staging.join(POSTGRES_FILE))?,
     }
     if let Some(blobs) = &sources.blob_dir
@@ -83,6 +92,249 @@ pub fn stage(sources: &Sources, staging: &Path) -> Result<PathBuf, BackupError> 
             .map_err(|error| BackupError::io("écriture de la configuration", error))?;
     }
     Ok(staging.to_path_buf())
+}
+
+/// Tidies the staging directory after the backups: removes the document links, the
+/// checkpoint and the configuration, keeps the SQLite copy and its counts for the next
+/// [`stage`] (a PostgreSQL dump is removed: it is made anew each time).
+pub fn tidy(staging: &Path) -> Result<(), BackupError> {
+    if !staging.exists() {
+        return Ok(());
+    }
+    empty_except(staging, &[SQLITE_FILE, COUNTS_FILE])
+}
+
+/// Removes every entry of `dir` but the files named in `kept`.
+fn empty_except(dir: &Path, kept: &[&str]) -> Result<(), BackupError> {
+    let failed = |error| BackupError::io(format!("vidage de {}", dir.display()), error);
+    for entry in std::fs::read_dir(dir).map_err(failed)? {
+        let entry = entry.map_err(failed)?;
+        let kind = entry.file_type().map_err(failed)?;
+        if kind.is_dir() {
+            std::fs::remove_dir_all(entry.path()).map_err(failed)?;
+        } else if !kept.iter().any(|name| entry.file_name() == *name) {
+            std::fs::remove_file(entry.path()).map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the live database unless the kept copy is still current, i.e. its stamp
+/// (written beside the staging directory, never in a snapshot) matches: the live file
+/// and its WAL have the size, modification time and inode they had just before that
+/// copy began, the copy is as it was written, its counts are there, and it is less than
+/// a day old (a full copy at least daily, whatever the timestamps say). This is the test
+/// restic and git make for unchanged files, with git's guard against racy timestamps: a
+/// state is only stamped when the newest modification is older than the file system's
+/// timestamp granularity, measured on the file system's own clock (see
+/// [`settled_state`]). The counts and the stamp are removed before the copy replaces the
+/// kept one and written after, so a crash in between leaves neither, and the next
+/// staging copies again.
+fn stage_sqlite(live: &Path, staging: &Path) -> Result<(), BackupError> {
+    let kept = staging.join(SQLITE_FILE);
+    let counts = staging.join(COUNTS_FILE);
+    let stamp_file = stamp_path(staging);
+    let settled = settled_state(live, staging)?;
+    let current = read_stamp(&stamp_file).is_some_and(|stamp| {
+        settled.as_ref().is_some_and(|(sources, now)| {
+            stamp.sources == *sources
+                && now.saturating_sub(stamp.made) < STAMP_MAX_AGE_NS
+                && counts.exists()
+                && FileState::of(&kept).ok() == Some(stamp.copy)
+        })
+    });
+    if current {
+        return Ok(());
+    }
+    let remove = |path: &Path| match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(BackupError::io(
+            format!("suppression de {}", path.display()),
+            error,
+        )),
+        _ => Ok(()),
+    };
+    remove(&stamp_file)?;
+    let fresh = staging.join(FRESH_SQLITE_FILE);
+    copy_sqlite(live, &fresh)?;
+    remove(&counts)?;
+    std::fs::rename(&fresh, &kept)
+        .map_err(|error| BackupError::io(format!("remplacement de {}", kept.display()), error))?;
+    write_row_counts(&kept, &counts)?;
+    if let Some((sources, now)) = settled {
+        let stamp = Stamp {
+            sources,
+            copy: FileState::of(&kept)?,
+            made: now,
+        };
+        std::fs::write(&stamp_file, stamp.to_text()).map_err(|error| {
+            BackupError::io(format!("écriture de {}", stamp_file.display()), error)
+        })?;
+    }
+    Ok(())
+}
+
+/// A full copy at least once a day, in nanoseconds of the file system's clock.
+const STAMP_MAX_AGE_NS: i128 = 24 * 3600 * 1_000_000_000;
+
+/// Where the stamp of the kept copy lives: beside the staging directory.
+fn stamp_path(staging: &Path) -> PathBuf {
+    with_suffix(staging, ".stamp")
+}
+
+/// A file as `stat` sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileState {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified_ns: i128,
+}
+
+impl FileState {
+    fn of(path: &Path) -> Result<Self, BackupError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path)
+            .map_err(|error| BackupError::io(format!("lecture de {}", path.display()), error))?;
+        Ok(Self {
+            device: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        })
+    }
+
+    /// `None` when the file does not exist.
+    fn of_optional(path: &Path) -> Result<Option<Self>, BackupError> {
+        match std::fs::symlink_metadata(path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => Self::of(path).map(Some),
+        }
+    }
+
+    fn to_text(self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.device, self.inode, self.size, self.modified_ns
+        )
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut fields = text.split(' ');
+        let state = Self {
+            device: fields.next()?.parse().ok()?,
+            inode: fields.next()?.parse().ok()?,
+            size: fields.next()?.parse().ok()?,
+            modified_ns: fields.next()?.parse().ok()?,
+        };
+        fields.next().is_none().then_some(state)
+    }
+}
+
+/// The live database and its WAL (absent or not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SourceState {
+    database: FileState,
+    wal: Option<FileState>,
+}
+
+impl SourceState {
+    /// An empty WAL holds no frame: the same state as no WAL (a read-only connection,
+    /// like the copy's own, leaves an empty one behind).
+    fn of(live: &Path) -> Result<Self, BackupError> {
+        Ok(Self {
+            database: FileState::of(live)?,
+            wal: FileState::of_optional(&with_suffix(live, "-wal"))?.filter(|wal| wal.size > 0),
+        })
+    }
+
+    fn newest_ns(&self) -> i128 {
+        self.wal.map_or(self.database.modified_ns, |wal| {
+            wal.modified_ns.max(self.database.modified_ns)
+        })
+    }
+}
+
+/// What a kept copy was made from, the copy as written, and when (file system clock).
+#[derive(Debug, PartialEq, Eq)]
+struct Stamp {
+    sources: SourceState,
+    copy: FileState,
+    made: i128,
+}
+
+impl Stamp {
+    fn to_text(&self) -> String {
+        format!(
+            "database {}\nwal {}\ncopy {}\nmade {}\n",
+            self.sources.database.to_text(),
+            self.sources
+                .wal
+                .map_or_else(|| "none".to_owned(), FileState::to_text),
+            self.copy.to_text(),
+            self.made
+        )
+    }
+
+    /// Anything unreadable is no stamp (the database is copied again).
+    fn parse(text: &str) -> Option<Self> {
+        let mut lines = text.lines();
+        let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(' ');
+        let database = FileState::parse(field("database")?)?;
+        let wal = match field("wal")? {
+            "none" => None,
+            other => Some(FileState::parse(other)?),
+        };
+        let copy = FileState::parse(field("copy")?)?;
+        let made = field("made")?.parse().ok()?;
+        Some(Self {
+            sources: SourceState { database, wal },
+            copy,
+            made,
+        })
+    }
+}
+
+fn read_stamp(path: &Path) -> Option<Stamp> {
+    Stamp::parse(&std::fs::read_to_string(path).ok()?)
+}
+
+/// The sources' state once their newest modification is older than the timestamp
+/// granularity (a later write then cannot carry the same timestamp), with the file
+/// system's "now" read from a probe file written in `staging`. Waits up to twice for
+/// writes to settle; `None` when they go on (the copy is then made and not stamped).
+fn settled_state(live: &Path, staging: &Path) -> Result<Option<(SourceState, i128)>, BackupError> {
+    /// Timestamps with nanoseconds come from a clock of a few milliseconds' resolution;
+    /// whole seconds may be a file system with 1 s (or FAT's 2 s) resolution.
+    const FINE_NS: i128 = 100_000_000;
+    const COARSE_NS: i128 = 2_000_000_000;
+    let probe = staging.join(".horloge");
+    for _ in 0..3 {
+        let sources = SourceState::of(live)?;
+        std::fs::write(&probe, b"")
+            .map_err(|error| BackupError::io(format!("écriture de {}", probe.display()), error))?;
+        let now = FileState::of(&probe)?.modified_ns;
+        let _ = std::fs::remove_file(&probe);
+        let newest = sources.newest_ns();
+        let margin = if newest % 1_000_000_000 == 0 || now % 1_000_000_000 == 0 {
+            COARSE_NS
+        } else {
+            FINE_NS
+        };
+        let age = now - newest;
+        if age >= margin {
+            return Ok(Some((sources, now)));
+        }
+        let wait = u64::try_from((margin - age.max(0)).min(COARSE_NS)).unwrap_or(0);
+        std::thread::sleep(Duration::from_nanos(wait));
+    }
+    Ok(None)
+}
+
+/// `path` with `suffix` appended to its file name (`x.sqlite3` → `x.sqlite3-wal`).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn create_private_dir(path: &Path) -> Result<(), BackupError> {
@@ -149,8 +401,8 @@ fn copy_sqlite(live: &Path, copy: &Path) -> Result<(), BackupError> {
         .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .map_err(database)?;
     destination.close().map_err(|(_, error)| database(error))?;
-    let _ = std::fs::remove_file(copy.with_extension("sqlite3-wal"));
-    let _ = std::fs::remove_file(copy.with_extension("sqlite3-shm"));
+    let _ = std::fs::remove_file(with_suffix(copy, "-wal"));
+    let _ = std::fs::remove_file(with_suffix(copy, "-shm"));
     Ok(())
 }
 
@@ -304,7 +556,37 @@ fn link_tree(from: &Path, to: &Path) -> Result<(), BackupError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{search_path_schema, split_password};
+    use super::{FileState, SourceState, Stamp, search_path_schema, split_password};
+
+    #[test]
+    fn a_stamp_reads_back_and_anything_else_is_no_stamp() {
+        let file = |n: u64| FileState {
+            device: 2049,
+            inode: n,
+            size: n * 4096,
+            modified_ns: 1_796_512_948_424_558_379 + i128::from(n),
+        };
+        for wal in [None, Some(file(2))] {
+            let stamp = Stamp {
+                sources: SourceState {
+                    database: file(1),
+                    wal,
+                },
+                copy: file(3),
+                made: 1_796_512_949_000_000_001,
+            };
+            assert_eq!(Stamp::parse(&stamp.to_text()), Some(stamp));
+        }
+        for text in [
+            "",
+            "database 1 2 3\nwal none\ncopy 1 2 3 4\nmade 5\n",
+            "database 1 2 3 4\nwal none\ncopy 1 2 3 4 5\nmade 5\n",
+            "database 1 2 3 4\ncopy 1 2 3 4\nwal none\nmade 5\n",
+            "database 1 2 3 4\nwal none\ncopy 1 2 3 4\nmade x\n",
+        ] {
+            assert_eq!(Stamp::parse(text), None, "{text:?}");
+        }
+    }
 
     #[test]
     fn the_password_leaves_the_url_and_a_confining_schema_is_found() {

@@ -191,6 +191,68 @@ fn an_unchanged_instance_adds_almost_nothing() {
     );
 }
 
+/// (modification time, inode) of a file.
+fn identity(path: &Path) -> (std::time::SystemTime, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).expect("metadata");
+    (meta.modified().expect("mtime"), meta.ino())
+}
+
+#[test]
+fn an_unchanged_database_keeps_its_staged_copy_and_a_changed_one_replaces_it() {
+    let instance = Instance::new("CANARI");
+    let staging = instance.path().join("staging");
+    let staged = stage::stage(&instance.sources(), &staging).expect("staged");
+    let copy = staged.join(stage::SQLITE_FILE);
+    let counts = staged.join(stage::COUNTS_FILE);
+    let first = identity(&copy);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    stage::tidy(&staging).expect("tidied");
+    assert!(!staging.join(stage::BLOBS_DIR).exists(), "links removed");
+    stage::stage(&instance.sources(), &staging).expect("staged again");
+    assert_eq!(identity(&copy), first, "an identical copy is dropped");
+    assert!(
+        staging.join("blobs/ab/document-1").exists(),
+        "links made again"
+    );
+
+    rusqlite::Connection::open(instance.path().join("carnet.sqlite3"))
+        .expect("db")
+        .execute("INSERT INTO notes (body) VALUES (x'00')", [])
+        .expect("insert");
+    stage::stage(&instance.sources(), &staging).expect("staged after a change");
+    assert_ne!(
+        identity(&copy),
+        first,
+        "a changed database gives a new copy"
+    );
+    assert_eq!(Instance::row_count(&copy), 2001);
+    assert!(
+        std::fs::read_to_string(&counts)
+            .expect("counts")
+            .contains("notes 2001"),
+        "counts written for the new copy"
+    );
+    let names: Vec<_> = std::fs::read_dir(&staging)
+        .expect("staging")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|name| !name.to_string_lossy().contains("fresh")),
+        "no working copy left in the snapshot tree: {names:?}"
+    );
+
+    // Counts missing (a crash between the rename and the counts): the copy is replaced.
+    std::fs::remove_file(&counts).expect("counts removed");
+    let before = identity(&copy);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    stage::stage(&instance.sources(), &staging).expect("staged without counts");
+    assert_ne!(identity(&copy), before);
+    assert!(counts.exists());
+}
+
 #[test]
 fn a_wrong_password_and_a_missing_repository_are_named() {
     let instance = Instance::new("CANARI");

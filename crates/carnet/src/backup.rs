@@ -504,7 +504,11 @@ impl BackupJob {
         for target in targets {
             failures += self.run_target(target, &staged, &runs, verbose).await;
         }
-        let _ = std::fs::remove_dir_all(&staging);
+        // The database copy stays for the next run (an unchanged database is then not
+        // read again); the rest goes.
+        if let Err(error) = blocking(move || stage::tidy(&staging)).await {
+            tracing::warn!(error = %error, "tidying the backup staging directory failed");
+        }
         Ok(failures)
     }
 

@@ -112,6 +112,19 @@ async fn a_lost_data_directory_comes_back_from_a_backup_and_the_recovery_kit() {
     );
     let before = rows(&data.join("carnet.sqlite3"));
     let blob = std::fs::read(data.join("blobs").join("document-test")).expect("blob");
+    // The job keeps only the database copy (and its counts) for the next run.
+    let mut staged: Vec<String> = std::fs::read_dir(data.join("backup-staging"))
+        .expect("staging kept")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    staged.sort();
+    assert_eq!(staged, ["carnet.sqlite3", "database-counts.txt"]);
 
     assert!(
         holds(&repository, CANARY.as_bytes()).is_none(),
