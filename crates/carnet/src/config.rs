@@ -91,6 +91,7 @@ pub struct Config {
     pub backup_s3_region: String,
     pub backup_s3_access_key_id: String,
     pub backup_s3_secret_access_key: String,
+    pub metrics_listen: String,
     pub request_timeout_seconds: u32,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -141,6 +142,7 @@ impl Default for Config {
             backup_s3_region: "us-east-1".into(),
             backup_s3_access_key_id: String::new(),
             backup_s3_secret_access_key: String::new(),
+            metrics_listen: String::new(),
             request_timeout_seconds: 30,
             log_filter: "info".into(),
             log_format: LogFormat::Text,
@@ -506,6 +508,15 @@ pub const FIELDS: &[Field] = &[
         example: Some("…"),
     },
     Field {
+        key: "metrics_listen",
+        kind: Kind::Text,
+        secret: false,
+        doc: "Address and port of the Prometheus metrics (GET /metrics: backup outcomes per\n\
+              target, no personal data, no authentication). Loopback or private addresses\n\
+              only. Empty: no metrics listener.",
+        example: Some("127.0.0.1:9464"),
+    },
+    Field {
         key: "request_timeout_seconds",
         kind: Kind::Integer,
         secret: false,
@@ -720,6 +731,7 @@ impl Config {
         }
         self.check_blob_store()?;
         self.backup_targets()?;
+        self.metrics_address()?;
         let postgres_url = self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://");
         if !self.database_url.is_empty() && !postgres_url {
@@ -824,6 +836,34 @@ impl Config {
             daily: self.backup_keep_daily,
             weekly: self.backup_keep_weekly,
             monthly: self.backup_keep_monthly,
+        }
+    }
+
+    /// The metrics listener's address, when there is one: loopback or private only (the
+    /// endpoint has no authentication).
+    pub fn metrics_address(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.metrics_listen.is_empty() {
+            return Ok(None);
+        }
+        let address: SocketAddr = self.metrics_listen.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "metrics_listen = \"{}\" n'est pas une adresse IP et un port (exemple : \
+                 127.0.0.1:9464)",
+                self.metrics_listen
+            ))
+        })?;
+        let private = match address.ip() {
+            IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
+            IpAddr::V6(ip) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
+        };
+        if private {
+            Ok(Some(address))
+        } else {
+            Err(ConfigError::Invalid(format!(
+                "metrics_listen = {address} : les métriques n'ont pas d'authentification, \
+                 seules une adresse locale ou privée (127.0.0.1, 10.x, 172.16-31.x, 192.168.x, \
+                 fc00::/7) sont acceptées"
+            )))
         }
     }
 
@@ -1261,5 +1301,36 @@ mod tests {
         assert!(!format!("{config:?}").contains("s3cret"));
         assert!(!config.to_redacted_toml().contains("s3cret"));
         assert!(load(None, &[("CARNET_DATABASE_URL", "mysql://x")]).is_err());
+    }
+
+    #[test]
+    fn metrics_listen_only_on_local_or_private_addresses() {
+        for accepted in [
+            "127.0.0.1:9464",
+            "10.0.3.7:9464",
+            "192.168.1.2:9464",
+            "[fd00::5]:9464",
+        ] {
+            let config = load(None, &[("CARNET_METRICS_LISTEN", accepted)]).expect(accepted);
+            assert!(config.metrics_address().expect("address").is_some());
+        }
+        assert_eq!(
+            load(None, &[])
+                .expect("defaults")
+                .metrics_address()
+                .expect("none"),
+            None
+        );
+        for refused in [
+            "0.0.0.0:9464",
+            "203.0.113.5:9464",
+            "[2001:db8::1]:9464",
+            "localhost",
+        ] {
+            assert!(
+                load(None, &[("CARNET_METRICS_LISTEN", refused)]).is_err(),
+                "{refused}"
+            );
+        }
     }
 }

@@ -14,6 +14,7 @@ mod import;
 mod instance;
 mod keys;
 mod member;
+mod metrics_export;
 mod migrate;
 mod output;
 mod practice;

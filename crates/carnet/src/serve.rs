@@ -77,6 +77,7 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
     crate::admin::print_setup_link_if_needed(config, &instance.services).await?;
     tracing::info!(%bound, scheme, "listening");
 
+    let metrics = spawn_metrics(config)?;
     let instance = Arc::new(instance);
     let checkpoints = tokio::spawn(checkpoint_regularly(config.clone(), instance.clone()));
     let backups = if config.backup_targets.is_empty() {
@@ -104,6 +105,9 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
         tracing::warn!("some connections did not finish in time");
     }
     checkpoints.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     if let Some(backups) = backups {
         backups.abort();
     }
@@ -114,6 +118,20 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
     instance.store.close().await;
     say("Carnet est arrêté.");
     Ok(())
+}
+
+/// The metrics listener, when `metrics_listen` is set.
+fn spawn_metrics(config: &Config) -> Result<Option<tokio::task::JoinHandle<()>>, CliError> {
+    let address = config
+        .metrics_address()
+        .map_err(|error| CliError::refusal(error.to_string()))?;
+    Ok(address.map(|address| {
+        tokio::spawn(async move {
+            if let Err(error) = crate::metrics_export::serve(address).await {
+                tracing::error!(%address, error = %error, "metrics listener failed");
+            }
+        })
+    }))
 }
 
 /// Completes on SIGTERM or SIGINT.

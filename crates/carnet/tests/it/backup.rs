@@ -220,6 +220,24 @@ fn the_wrong_password_is_named(instance: &Instance, targets: &str) {
     );
 }
 
+/// `GET /metrics` on a local port, as Prometheus would (the body; empty when refused).
+fn scrape(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(
+        response.is_empty()
+            || response.starts_with("HTTP/1.0 200")
+            || response.starts_with("HTTP/1.1 200"),
+        "{response}"
+    );
+    response
+}
+
 /// Two servers on one instance: the scheduled backup runs once, on whichever node took
 /// the lease, and not again before the interval.
 #[test]
@@ -227,12 +245,23 @@ fn scheduled_backups_run_on_exactly_one_node() {
     let (instance, _practice) = practice_with_patients(&["Lefort;;Anne;;1961-02-28;F;;;;;;;;"]);
     let repository = instance.dir.path().join("depot");
     let targets = format!("disque={}", repository.display());
-    let start = || {
+    // Each node exports its metrics on a port of its own.
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("address")
+            .port()
+    };
+    let metrics_ports = [free_port(), free_port()];
+    let start = |port: u16| {
         instance.serve_with(|command| {
-            command.env("CARNET_BACKUP_TARGETS", &targets);
+            command
+                .env("CARNET_BACKUP_TARGETS", &targets)
+                .env("CARNET_METRICS_LISTEN", format!("127.0.0.1:{port}"));
         })
     };
-    let (first, second) = (start(), start());
+    let (first, second) = (start(metrics_ports[0]), start(metrics_ports[1]));
     let snapshots = || std::fs::read_dir(repository.join("snapshots")).map_or(0, Iterator::count);
     let mut waited = 0;
     while snapshots() == 0 && waited < 600 {
@@ -242,6 +271,29 @@ fn scheduled_backups_run_on_exactly_one_node() {
     assert_eq!(snapshots(), 1, "the first node's run");
     // Both nodes have ticked (at start) by now; give the second one time to try.
     std::thread::sleep(std::time::Duration::from_secs(3));
+    // The node that backed up says so in its metrics, once its run is recorded.
+    let success = "carnet_backup_last_success_timestamp_seconds{target=\"disque\"}";
+    let mut exported = metrics_ports.map(scrape);
+    let mut waited = 0;
+    while !exported.iter().any(|text| text.contains(success)) && waited < 300 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        exported = metrics_ports.map(scrape);
+        waited += 1;
+    }
+    assert_eq!(
+        exported
+            .iter()
+            .filter(|text| text.contains(success))
+            .count(),
+        1,
+        "exactly one node reports a success: {exported:?}"
+    );
+    assert!(
+        exported
+            .iter()
+            .any(|text| text.contains("# TYPE carnet_backup_duration_seconds gauge")),
+        "{exported:?}"
+    );
     drop((first, second));
     assert_eq!(snapshots(), 1, "exactly one node backed up");
     let listed = instance
