@@ -480,19 +480,88 @@ fn dump_postgres(url: &str, file: &Path) -> Result<(), BackupError> {
     if let Some(schema) = search_path_schema(&address) {
         command.arg("--schema").arg(schema);
     }
+    run_postgres_tool(command, password.as_deref(), "pg_dump")
+}
+
+/// Loads the dump `dump` into a new database `name` on the server of `url` (a leftover
+/// of that name, from an interrupted drill, is dropped first) and returns that database's
+/// URL (same role, password and options). The role needs the CREATEDB privilege.
+pub fn load_postgres_dump(url: &str, dump: &Path, name: &str) -> Result<String, BackupError> {
+    drop_postgres_database(url, name)?;
+    psql(url, &format!("CREATE DATABASE \"{}\"", checked_name(name)?))?;
+    let mut scratch = url::Url::parse(url)
+        .map_err(|_| BackupError::Database("l'URL PostgreSQL n'est pas valide".into()))?;
+    scratch.set_path(&format!("/{name}"));
+    let (address, password) = split_password(scratch.as_str())?;
+    let mut command = std::process::Command::new("pg_restore");
+    command
+        .args(["--no-owner", "--exit-on-error", "--dbname"])
+        .arg(&address)
+        .arg(dump);
+    run_postgres_tool(command, password.as_deref(), "pg_restore")?;
+    Ok(scratch.to_string())
+}
+
+/// Drops the database `name` on the server of `url`, if it exists.
+pub fn drop_postgres_database(url: &str, name: &str) -> Result<(), BackupError> {
+    psql(
+        url,
+        &format!("DROP DATABASE IF EXISTS \"{}\"", checked_name(name)?),
+    )
+}
+
+/// A scratch database name: lower-case letters, digits and underscores only (it is put
+/// in SQL as a quoted identifier).
+fn checked_name(name: &str) -> Result<&str, BackupError> {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+    {
+        Ok(name)
+    } else {
+        Err(BackupError::Database(format!(
+            "nom de base temporaire refusé : {name}"
+        )))
+    }
+}
+
+fn psql(url: &str, sql: &str) -> Result<(), BackupError> {
+    let (address, password) = split_password(url)?;
+    let mut command = std::process::Command::new("psql");
+    command
+        .args([
+            "--no-psqlrc",
+            "--quiet",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--dbname",
+        ])
+        .arg(&address)
+        .arg("--command")
+        .arg(sql);
+    run_postgres_tool(command, password.as_deref(), "psql")
+}
+
+/// Runs a PostgreSQL client tool, the password in its environment.
+fn run_postgres_tool(
+    mut command: std::process::Command,
+    password: Option<&str>,
+    tool: &str,
+) -> Result<(), BackupError> {
     if let Some(password) = password {
         command.env("PGPASSWORD", password);
     }
     let output = command.output().map_err(|error| {
         BackupError::Database(format!(
-            "pg_dump ne démarre pas ({error}) : installez postgresql-client"
+            "{tool} ne démarre pas ({error}) : installez postgresql-client"
         ))
     })?;
     if output.status.success() {
         Ok(())
     } else {
         Err(BackupError::Database(format!(
-            "pg_dump a échoué : {}",
+            "{tool} a échoué : {}",
             String::from_utf8_lossy(&output.stderr).trim()
         )))
     }

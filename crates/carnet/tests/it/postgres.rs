@@ -115,6 +115,25 @@ async fn schema_rows(url: &str, schema: &str) -> Vec<(String, Vec<String>)> {
     all
 }
 
+/// The first run's drill loaded the dump into a scratch database, opened a record in
+/// it, and dropped it.
+async fn assert_drilled_on_a_scratch_database(said: &str, base: &str) {
+    assert!(
+        said.contains("chargée dans une base temporaire")
+            && said.contains("journal d'audit intact")
+            && said.contains("1 dossier(s) ouverts avec les clés"),
+        "the first run drills on a scratch database: {said}"
+    );
+    let pool = sqlx::PgPool::connect(base).await.expect("connect");
+    let leftovers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'carnet_drill_%'")
+            .fetch_one(&pool)
+            .await
+            .expect("databases");
+    pool.close().await;
+    assert_eq!(leftovers, 0, "the drill's scratch database is dropped");
+}
+
 #[tokio::test]
 async fn a_postgresql_instance_comes_back_from_its_dump_in_a_backup() {
     let Some(database_url) = fresh_schema("backup").await else {
@@ -145,6 +164,23 @@ async fn a_postgresql_instance_comes_back_from_its_dump_in_a_backup() {
         "physiotherapist",
     ]);
     assert!(created.status.success(), "{}", stderr_of(&created));
+    let practice = stdout_of(&created).trim().to_owned();
+    let export = instance.dir.path().join("export.csv");
+    std::fs::write(
+        &export,
+        format!(
+            "{}\nLefort;;Anne;;1961-02-28;F;;;;;;;;\n",
+            carnet_domain::CSV_COLUMNS.join(";")
+        ),
+    )
+    .expect("export");
+    let imported = run(&[
+        "import",
+        "--practice",
+        &practice,
+        export.to_str().expect("UTF-8"),
+    ]);
+    assert!(imported.status.success(), "{}", stderr_of(&imported));
     let backed_up = run(&["backup", "run"]);
     assert!(
         backed_up.status.success(),
@@ -153,6 +189,7 @@ async fn a_postgresql_instance_comes_back_from_its_dump_in_a_backup() {
         stderr_of(&backed_up)
     );
     let base = std::env::var("CARNET_TEST_POSTGRES_URL").expect("url");
+    assert_drilled_on_a_scratch_database(&stdout_of(&backed_up), &base).await;
     let before = schema_rows(&base, &schema).await;
     assert!(
         before
