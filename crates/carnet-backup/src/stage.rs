@@ -55,6 +55,9 @@ pub struct Sources {
     pub config: Option<String>,
 }
 
+/// What stays in the staging directory from one run to the next (SQLite only).
+const KEPT_FILES: &[&str] = &[SQLITE_FILE, COUNTS_FILE];
+
 /// The SQLite copy while it is written, before it replaces the kept one (never part of a
 /// snapshot: it is renamed or removed before [`stage`] returns).
 const FRESH_SQLITE_FILE: &str = "carnet-fresh.sqlite3";
@@ -65,7 +68,7 @@ const FRESH_SQLITE_FILE: &str = "carnet-fresh.sqlite3";
 pub fn stage(sources: &Sources, staging: &Path) -> Result<PathBuf, BackupError> {
     create_private_dir(staging)?;
     let kept: &[&str] = match sources.database {
-        Database::Sqlite(_) => &[SQLITE_FILE, COUNTS_FILE],
+        Database::Sqlite(_) => KEPT_FILES,
         Database::Postgres(_) => &[],
     };
     empty_except(staging, kept)?;
@@ -101,7 +104,7 @@ pub fn tidy(staging: &Path) -> Result<(), BackupError> {
     if !staging.exists() {
         return Ok(());
     }
-    empty_except(staging, &[SQLITE_FILE, COUNTS_FILE])
+    empty_except(staging, KEPT_FILES)
 }
 
 /// Removes every entry of `dir` but the files named in `kept`.
@@ -192,23 +195,33 @@ struct FileState {
 
 impl FileState {
     fn of(path: &Path) -> Result<Self, BackupError> {
-        use std::os::unix::fs::MetadataExt as _;
-        let meta = std::fs::metadata(path)
-            .map_err(|error| BackupError::io(format!("lecture de {}", path.display()), error))?;
-        Ok(Self {
-            device: meta.dev(),
-            inode: meta.ino(),
-            size: meta.size(),
-            modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        Self::of_optional(path)?.ok_or_else(|| {
+            BackupError::io(
+                format!("lecture de {}", path.display()),
+                std::io::ErrorKind::NotFound.into(),
+            )
         })
     }
 
     /// `None` when the file does not exist.
     fn of_optional(path: &Path) -> Result<Option<Self>, BackupError> {
-        match std::fs::symlink_metadata(path) {
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            _ => Self::of(path).map(Some),
-        }
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => {
+                return Err(BackupError::io(
+                    format!("lecture de {}", path.display()),
+                    error,
+                ));
+            }
+        };
+        Ok(Some(Self {
+            device: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        }))
     }
 
     fn to_text(self) -> String {

@@ -155,3 +155,25 @@ async fn serve_io<I>(
         .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(with_facts));
     let _ = watcher.watch(connection.into_owned()).await;
 }
+
+/// The metrics listener (`metrics_listen`): `GET /metrics` answers `render()` in
+/// Prometheus' text format, nothing else is served; no session, no TLS (the binary only
+/// accepts loopback and private addresses for it). Runs until the task is aborted.
+pub async fn serve_metrics<F>(listener: TcpListener, render: F) -> std::io::Result<()>
+where
+    F: Fn() -> String + Clone + Send + Sync + 'static,
+{
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let body = render();
+            async move {
+                (
+                    [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                    body,
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app).await
+}

@@ -5,6 +5,7 @@
 //! when scraped (histograms are not used by Carnet and are dropped). What is exported
 //! carries no personal data (backup outcomes per target name); the endpoint has no
 //! authentication, so the configuration accepts only loopback and private addresses.
+//! The HTTP side is `carnet_http::serve::serve_metrics`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -112,51 +113,16 @@ impl Recorder for PrometheusRecorder {
     }
 }
 
-/// Installs a [`PrometheusRecorder`] as the process's recorder and serves it at
-/// `GET /metrics` on `address` until the process ends.
+/// Installs a [`PrometheusRecorder`] as the process's recorder and serves it on
+/// `address` (through `carnet-http`, which alone speaks HTTP) until the task is aborted.
 pub async fn serve(address: SocketAddr) -> std::io::Result<()> {
     let recorder = Arc::new(PrometheusRecorder::default());
-    // A second installation (never in `carnet serve`) keeps the first recorder.
-    let _ = metrics::set_global_recorder(ArcRecorder(recorder.clone()));
+    if metrics::set_global_recorder(recorder.clone()).is_err() {
+        tracing::warn!("a metrics recorder was already installed: /metrics stays empty");
+    }
     let listener = tokio::net::TcpListener::bind(address).await?;
     tracing::info!(%address, "metrics listening");
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let recorder = recorder.clone();
-            async move {
-                (
-                    [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                    recorder.render(),
-                )
-            }
-        }),
-    );
-    axum::serve(listener, app).await
-}
-
-/// The shared recorder, as the facade wants one it owns.
-struct ArcRecorder(Arc<PrometheusRecorder>);
-
-impl Recorder for ArcRecorder {
-    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, text: SharedString) {
-        self.0.describe_counter(key, unit, text);
-    }
-    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, text: SharedString) {
-        self.0.describe_gauge(key, unit, text);
-    }
-    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, text: SharedString) {
-        self.0.describe_histogram(key, unit, text);
-    }
-    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        self.0.register_counter(key, metadata)
-    }
-    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        self.0.register_gauge(key, metadata)
-    }
-    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        self.0.register_histogram(key, metadata)
-    }
+    carnet_http::serve::serve_metrics(listener, move || recorder.render()).await
 }
 
 #[cfg(test)]
