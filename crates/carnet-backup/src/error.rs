@@ -29,6 +29,8 @@ pub enum BackupError {
     },
     #[error("sauvegarde de la base de données : {0}")]
     Database(String),
+    #[error("copie des documents du stockage S3 : {0}")]
+    Documents(String),
     #[error("dépôt de sauvegarde « {target} » : {detail}")]
     Repository { target: String, detail: String },
 }

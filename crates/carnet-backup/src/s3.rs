@@ -68,7 +68,7 @@ impl S3Backend {
 }
 
 /// Runs a request on the backup runtime, from a plain (non-async) thread.
-fn block_on<T: Send>(future: impl Future<Output = T> + Send) -> T {
+pub(crate) fn block_on<T: Send>(future: impl Future<Output = T> + Send) -> T {
     runtime().block_on(future)
 }
 

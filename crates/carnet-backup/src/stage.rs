@@ -4,7 +4,9 @@
 //! carnet.sqlite3          SQLite online backup of the live database (a consistent copy)
 //!   or carnet.pgdump      pg_dump custom format, uncompressed (so it deduplicates)
 //! blobs/…                 the document blobs, hard-linked (immutable files; copied
-//!                         when the staging directory is on another file system)
+//!                         when the staging directory is on another file system), or,
+//!                         when documents live in an S3 bucket, a mirror of the bucket
+//!                         kept from run to run (only new names are fetched)
 //! audit-checkpoints.log   the checkpoint file, copied
 //! database-counts.txt     rows per table of the SQLite copy (the restore drill checks)
 //! config/carnet.toml      the effective configuration, secrets removed (for reference:
@@ -17,10 +19,15 @@
 //! The SQLite copy and its counts are kept from one staging to the next: when the live
 //! database has not changed since the kept copy was made (see [`stage_sqlite`]), it is
 //! not copied again, and the kept file, with its modification time, is skipped by the
-//! backup as unchanged instead of being read and hashed again.
+//! backup as unchanged instead of being read and hashed again. So is a bucket's mirror:
+//! blobs are written once under new names and never rewritten, so a name already in the
+//! mirror with the listed size is the same blob, and the file, untouched, is skipped by
+//! the backup too.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use carnet_service::{Blobs, S3Settings};
 
 use crate::BackupError;
 
@@ -43,35 +50,70 @@ pub enum Database {
     Postgres(String),
 }
 
+/// Where the document blobs are.
+#[derive(Clone, Debug)]
+pub enum BlobSource {
+    /// A local directory: its files are hard-linked into the staging tree.
+    Directory(PathBuf),
+    /// An S3-compatible bucket: mirrored into the staging tree (see the module
+    /// documentation); the node that backs up needs room for the documents.
+    Bucket(S3Settings),
+}
+
 /// What an instance backs up.
 #[derive(Clone, Debug)]
 pub struct Sources {
     pub database: Database,
-    /// The local blob directory; `None` when documents live in an S3 bucket (that bucket
-    /// has its own versioning and replication; see the operator guide).
-    pub blob_dir: Option<PathBuf>,
+    pub blobs: Option<BlobSource>,
     pub checkpoint_file: Option<PathBuf>,
     /// The effective configuration, secrets removed (written for reference).
     pub config: Option<String>,
 }
 
-/// What stays in the staging directory from one run to the next (SQLite only).
-const KEPT_FILES: &[&str] = &[SQLITE_FILE, COUNTS_FILE];
+impl Sources {
+    /// What stays in the staging directory from one run to the next: the SQLite copy and
+    /// its counts, and a bucket's mirror.
+    fn kept(&self) -> Vec<&'static str> {
+        let mut kept = match self.database {
+            Database::Sqlite(_) => vec![SQLITE_FILE, COUNTS_FILE],
+            Database::Postgres(_) => Vec::new(),
+        };
+        if matches!(self.blobs, Some(BlobSource::Bucket(_))) {
+            kept.push(BLOBS_DIR);
+        }
+        kept
+    }
+}
+
+/// A staged tree, and what the documents' mirror fetched (bucket sources only).
+#[derive(Debug)]
+pub struct Staged {
+    pub root: PathBuf,
+    pub mirror: Option<MirrorReport>,
+}
+
+/// What bringing a bucket's mirror up to date did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MirrorReport {
+    /// Blobs in the bucket (hence in the mirror).
+    pub blobs: usize,
+    /// Blobs fetched by this run, and their bytes.
+    pub fetched: usize,
+    pub fetched_bytes: u64,
+    /// Mirror files removed because the bucket no longer has them.
+    pub dropped: usize,
+}
 
 /// The SQLite copy while it is written, before it replaces the kept one (never part of a
 /// snapshot: it is renamed or removed before [`stage`] returns).
 const FRESH_SQLITE_FILE: &str = "carnet-fresh.sqlite3";
 
 /// Builds the staging tree in `staging` and returns it. Everything from an earlier
-/// staging is removed first, except the SQLite copy and its counts (see the module
-/// documentation).
-pub fn stage(sources: &Sources, staging: &Path) -> Result<PathBuf, BackupError> {
+/// staging is removed first, except the SQLite copy, its counts and a bucket's mirror
+/// (see the module documentation).
+pub fn stage(sources: &Sources, staging: &Path) -> Result<Staged, BackupError> {
     create_private_dir(staging)?;
-    let kept: &[&str] = match sources.database {
-        Database::Sqlite(_) => KEPT_FILES,
-        Database::Postgres(_) => &[],
-    };
-    empty_except(staging, kept)?;
+    empty_except(staging, &sources.kept())?;
     // The checkpoint file before the database: every checkpoint it holds then refers to
     // entries the database copy has (a checkpoint beyond the copy would read as a
     // truncated trail when the copy is verified).
@@ -84,42 +126,132 @@ pub fn stage(sources: &Sources, staging: &Path) -> Result<PathBuf, BackupError> 
         Database::Sqlite(live) => stage_sqlite(live, staging)?,
         Database::Postgres(url) => dump_postgres(url, &staging.join(POSTGRES_FILE))?,
     }
-    if let Some(blobs) = &sources.blob_dir
-        && blobs.exists()
-    {
-        link_tree(blobs, &staging.join(BLOBS_DIR))?;
+    // The documents after the database: every blob the copy refers to was written
+    // before its row, hence is there now (blobs are never removed once referenced).
+    let mut mirror = None;
+    match &sources.blobs {
+        Some(BlobSource::Directory(blobs)) if blobs.exists() => {
+            link_tree(blobs, &staging.join(BLOBS_DIR))?;
+        }
+        Some(BlobSource::Bucket(settings)) => {
+            mirror = Some(mirror_bucket(settings, &staging.join(BLOBS_DIR))?);
+        }
+        _ => {}
     }
     if let Some(config) = &sources.config {
         create_private_dir(&staging.join("config"))?;
         std::fs::write(staging.join(CONFIG_FILE), config)
             .map_err(|error| BackupError::io("écriture de la configuration", error))?;
     }
-    Ok(staging.to_path_buf())
+    Ok(Staged {
+        root: staging.to_path_buf(),
+        mirror,
+    })
 }
 
 /// Tidies the staging directory after the backups: removes the document links, the
-/// checkpoint and the configuration, keeps the SQLite copy and its counts for the next
-/// [`stage`] (a PostgreSQL dump is removed: it is made anew each time).
-pub fn tidy(staging: &Path) -> Result<(), BackupError> {
+/// checkpoint and the configuration, keeps the SQLite copy, its counts and a bucket's
+/// mirror for the next [`stage`] (a PostgreSQL dump is removed: it is made anew each
+/// time).
+pub fn tidy(sources: &Sources, staging: &Path) -> Result<(), BackupError> {
     if !staging.exists() {
         return Ok(());
     }
-    empty_except(staging, KEPT_FILES)
+    empty_except(staging, &sources.kept())
 }
 
-/// Removes every entry of `dir` but the files named in `kept`.
+/// Removes every entry of `dir` but those named in `kept`.
 fn empty_except(dir: &Path, kept: &[&str]) -> Result<(), BackupError> {
     let failed = |error| BackupError::io(format!("vidage de {}", dir.display()), error);
     for entry in std::fs::read_dir(dir).map_err(failed)? {
         let entry = entry.map_err(failed)?;
-        let kind = entry.file_type().map_err(failed)?;
-        if kind.is_dir() {
+        if kept.iter().any(|name| entry.file_name() == *name) {
+            continue;
+        }
+        if entry.file_type().map_err(failed)?.is_dir() {
             std::fs::remove_dir_all(entry.path()).map_err(failed)?;
-        } else if !kept.iter().any(|name| entry.file_name() == *name) {
+        } else {
             std::fs::remove_file(entry.path()).map_err(failed)?;
         }
     }
     Ok(())
+}
+
+/// Blobs fetched at once from a bucket.
+const FETCHES_IN_FLIGHT: usize = 4;
+
+/// Brings the mirror `mirror` of a bucket up to date: fetches each blob whose name it
+/// lacks (or holds at another size: a fetch cut short), removes what the bucket no
+/// longer has, and leaves every other file untouched. A blob whose fetched size is not
+/// the listed one fails the staging (never a short blob in a snapshot).
+fn mirror_bucket(settings: &S3Settings, mirror: &Path) -> Result<MirrorReport, BackupError> {
+    use futures_util::StreamExt as _;
+    use std::collections::HashMap;
+    let documents = |error: &dyn std::fmt::Display| BackupError::Documents(error.to_string());
+    create_private_dir(mirror)?;
+    let failed = |error| BackupError::io(format!("lecture de {}", mirror.display()), error);
+    let mut held: HashMap<String, u64> = HashMap::new();
+    for entry in std::fs::read_dir(mirror).map_err(failed)? {
+        let entry = entry.map_err(failed)?;
+        let meta = entry.metadata().map_err(failed)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if meta.is_file() && carnet_service::is_blob_name(&name) {
+            held.insert(name, meta.len());
+        } else {
+            remove_entry(&entry.path(), meta.is_dir())?;
+        }
+    }
+    crate::s3::block_on(async {
+        let blobs = Blobs::s3(settings).map_err(|error| documents(&error))?;
+        let listed = blobs.list().await.map_err(|error| documents(&error))?;
+        let mut report = MirrorReport {
+            blobs: listed.len(),
+            ..MirrorReport::default()
+        };
+        let wanted: Vec<(String, u64)> = listed
+            .iter()
+            .filter(|(name, size)| held.get(name) != Some(size))
+            .cloned()
+            .collect();
+        let mut fetches = futures_util::stream::iter(wanted)
+            .map(|(name, size)| {
+                let (blobs, path) = (blobs.clone(), mirror.join(&name));
+                async move {
+                    let got = blobs.download(&name, &path).await;
+                    (name, size, got)
+                }
+            })
+            .buffer_unordered(FETCHES_IN_FLIGHT);
+        while let Some((name, size, got)) = fetches.next().await {
+            let got = got.map_err(|error| documents(&error))?;
+            if got != size {
+                let _ = std::fs::remove_file(mirror.join(&name));
+                return Err(documents(&format!(
+                    "le document {name} fait {got} octets au lieu des {size} annoncés"
+                )));
+            }
+            report.fetched += 1;
+            report.fetched_bytes += got;
+        }
+        let in_bucket: std::collections::HashSet<&str> =
+            listed.iter().map(|(name, _)| name.as_str()).collect();
+        for name in held.keys() {
+            if !in_bucket.contains(name.as_str()) {
+                remove_entry(&mirror.join(name), false)?;
+                report.dropped += 1;
+            }
+        }
+        Ok(report)
+    })
+}
+
+fn remove_entry(path: &Path, directory: bool) -> Result<(), BackupError> {
+    let removed = if directory {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    removed.map_err(|error| BackupError::io(format!("suppression de {}", path.display()), error))
 }
 
 /// Copies the live database unless the kept copy is still current, i.e. its stamp

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use carnet_backup::stage::{self, Database, Sources};
+use carnet_backup::stage::{self, BlobSource, Database, Sources};
 use carnet_backup::{Location, Password, Target};
 
 struct Scale {
@@ -258,7 +258,7 @@ fn child_process_for_benchmarks() {
             let practice = var("CARNET_BENCH_PRACTICE");
             let sources = Sources {
                 database: Database::Sqlite(practice.join("carnet.sqlite3")),
-                blob_dir: Some(practice.join("blobs")),
+                blobs: Some(BlobSource::Directory(practice.join("blobs"))),
                 checkpoint_file: None,
                 config: None,
             };
@@ -269,8 +269,11 @@ fn child_process_for_benchmarks() {
             let at = carnet_backup::jiff::Timestamp::from_second(time)
                 .expect("time")
                 .to_zoned(carnet_backup::jiff::tz::TimeZone::UTC);
-            let (staged, seconds) =
-                timed(|| stage::stage(&sources, &var("CARNET_BENCH_WORK")).expect("staged"));
+            let (staged, seconds) = timed(|| {
+                stage::stage(&sources, &var("CARNET_BENCH_WORK"))
+                    .expect("staged")
+                    .root
+            });
             carnet_backup::backup(&target, &password, &staged, at).expect("backup");
             report(&format!("staging-seconds {seconds:.3}"));
         }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use carnet_backup::stage::{self, Database, Sources};
+use carnet_backup::stage::{self, BlobSource, Database, Sources};
 use carnet_backup::{BackupError, Location, Password, RetentionPolicy, Target};
 use rustic_core::jiff::{Timestamp, ToSpan as _, Zoned, tz::TimeZone};
 
@@ -62,7 +62,7 @@ impl Instance {
     fn sources(&self) -> Sources {
         Sources {
             database: Database::Sqlite(self.path().join("carnet.sqlite3")),
-            blob_dir: Some(self.path().join("blobs")),
+            blobs: Some(BlobSource::Directory(self.path().join("blobs"))),
             checkpoint_file: Some(self.path().join("audit-checkpoints.log")),
             config: None,
         }
@@ -95,8 +95,9 @@ fn at(seconds: i64) -> Zoned {
 }
 
 fn backup_now(instance: &Instance, target: &Target, time: Zoned) -> carnet_backup::BackupReport {
-    let staged =
-        stage::stage(&instance.sources(), &instance.path().join("staging")).expect("staged");
+    let staged = stage::stage(&instance.sources(), &instance.path().join("staging"))
+        .expect("staged")
+        .root;
     carnet_backup::backup(target, &password(), &staged, time).expect("backup")
 }
 
@@ -202,12 +203,14 @@ fn identity(path: &Path) -> (std::time::SystemTime, u64) {
 fn an_unchanged_database_keeps_its_staged_copy_and_a_changed_one_replaces_it() {
     let instance = Instance::new("CANARI");
     let staging = instance.path().join("staging");
-    let staged = stage::stage(&instance.sources(), &staging).expect("staged");
+    let staged = stage::stage(&instance.sources(), &staging)
+        .expect("staged")
+        .root;
     let copy = staged.join(stage::SQLITE_FILE);
     let counts = staged.join(stage::COUNTS_FILE);
     let first = identity(&copy);
     std::thread::sleep(std::time::Duration::from_millis(20));
-    stage::tidy(&staging).expect("tidied");
+    stage::tidy(&instance.sources(), &staging).expect("tidied");
     assert!(!staging.join(stage::BLOBS_DIR).exists(), "links removed");
     stage::stage(&instance.sources(), &staging).expect("staged again");
     assert_eq!(identity(&copy), first, "an identical copy is dropped");
@@ -268,8 +271,9 @@ fn a_wrong_password_and_a_missing_repository_are_named() {
         location: Location::Local(instance.path().join("not-mounted/carnet")),
         append_only: false,
     };
-    let staged =
-        stage::stage(&instance.sources(), &instance.path().join("staging")).expect("staged");
+    let staged = stage::stage(&instance.sources(), &instance.path().join("staging"))
+        .expect("staged")
+        .root;
     let error = carnet_backup::backup(&unplugged, &password(), &staged, at(1_780_000_000))
         .expect_err("a disk that is not there");
     assert!(matches!(error, BackupError::Unreachable { .. }), "{error}");
@@ -554,10 +558,11 @@ fn an_s3_target_round_trips_and_an_unreachable_one_is_named() {
     runtime.shutdown_background();
 }
 
-/// The same against a second S3 implementation: CI runs moto's server on loopback and
-/// names it in `CARNET_TEST_MOTO_URL` (bucket `carnet-backup-ci`, created beforehand).
-#[test]
-fn an_s3_target_round_trips_on_a_second_implementation() {
+/// A second S3 implementation: CI runs moto's server on loopback and names it in
+/// `CARNET_TEST_MOTO_URL` (bucket `carnet-backup-ci`, created beforehand); `None` (said
+/// on standard error) when it is not set, refused when `CARNET_REQUIRE_MOTO` is.
+#[expect(clippy::print_stderr, reason = "a test that did not run says so")]
+fn moto_settings(prefix: &str) -> Option<carnet_service::S3Settings> {
     let Some(endpoint) = std::env::var("CARNET_TEST_MOTO_URL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -567,19 +572,25 @@ fn an_s3_target_round_trips_on_a_second_implementation() {
             "CARNET_REQUIRE_MOTO is set but CARNET_TEST_MOTO_URL is not"
         );
         eprintln!("moto S3 test: DID NOT RUN (set CARNET_TEST_MOTO_URL)");
+        return None;
+    };
+    Some(carnet_service::S3Settings {
+        endpoint,
+        region: "us-east-1".into(),
+        bucket: "carnet-backup-ci".into(),
+        prefix: format!("{prefix}-{}", std::process::id()),
+        access_key_id: "moto".into(),
+        secret_access_key: "moto-secret".into(),
+    })
+}
+
+/// The same against a second S3 implementation (moto).
+#[test]
+fn an_s3_target_round_trips_on_a_second_implementation() {
+    let Some(settings) = moto_settings("run") else {
         return;
     };
-    round_trip_over_s3(
-        carnet_service::S3Settings {
-            endpoint,
-            region: "us-east-1".into(),
-            bucket: "carnet-backup-ci".into(),
-            prefix: format!("run-{}", std::process::id()),
-            access_key_id: "moto".into(),
-            secret_access_key: "moto-secret".into(),
-        },
-        None,
-    );
+    round_trip_over_s3(settings, None);
 }
 
 /// The proof that a practice can recover without Carnet: Debian's `restic` lists and
@@ -637,4 +648,142 @@ fn the_restic_tool_lists_and_restores_a_carnet_repository() {
         std::fs::read(instance.path().join("blobs/ab/document-1")).expect("blob")
     );
     restic(&["check", "--read-data"]);
+}
+
+/// Documents kept in a bucket are mirrored into the staging tree: the first staging
+/// fetches them all, the next fetches only new names (or a file cut short) and leaves
+/// the others untouched, a blob gone from the bucket leaves the mirror, and a snapshot
+/// restores them byte for byte. Names the store never writes are not copied.
+fn documents_in_a_bucket_are_mirrored_and_restored(
+    runtime: &tokio::runtime::Runtime,
+    settings: carnet_service::S3Settings,
+) {
+    use object_store::ObjectStoreExt as _;
+    let instance = Instance::new("CANARI-MIROIR");
+    let blobs = carnet_service::Blobs::s3(&settings).expect("bucket");
+    let put = |name: &str, bytes: Vec<u8>| {
+        let stored = runtime.block_on(blobs.put_new(name, bytes)).expect("put");
+        assert_eq!(stored, carnet_service::Stored::Written);
+    };
+    let first = [b"CANARI-MIROIR".as_slice(), &noise(7, 300_000)].concat();
+    put("a1.bin", first.clone());
+    put("b2.bin", noise(8, 40_000));
+    let store = settings.object_store().expect("store");
+    let key = |name: &str| object_store::path::Path::from(format!("{}/{name}", settings.prefix));
+    runtime
+        .block_on(store.put(&key("sous-dossier/x.bin"), b"not a blob".to_vec().into()))
+        .expect("nested object");
+    assert_eq!(
+        runtime
+            .block_on(blobs.put_new("a1.bin", b"other".to_vec()))
+            .expect("put"),
+        carnet_service::Stored::AlreadyThere { size: 300_013 },
+        "an existing blob is never replaced"
+    );
+
+    let sources = Sources {
+        blobs: Some(BlobSource::Bucket(settings.clone())),
+        ..instance.sources()
+    };
+    let staging = instance.path().join("staging");
+    let staged = stage::stage(&sources, &staging).expect("staged");
+    let report = staged.mirror.expect("a mirror report");
+    assert_eq!((report.blobs, report.fetched, report.dropped), (2, 2, 0));
+    assert_eq!(report.fetched_bytes, 340_013);
+    let mirror = staging.join(stage::BLOBS_DIR);
+    assert_eq!(std::fs::read(mirror.join("a1.bin")).expect("a1"), first);
+    assert!(
+        !mirror.join("sous-dossier").exists(),
+        "only the store's own names"
+    );
+    let untouched = identity(&mirror.join("a1.bin"));
+
+    stage::tidy(&sources, &staging).expect("tidied");
+    assert!(
+        mirror.join("a1.bin").exists(),
+        "the mirror stays between runs"
+    );
+    put("c3.bin", noise(9, 10_000));
+    std::fs::write(mirror.join("b2.bin"), b"cut short").expect("truncate");
+    let report = stage::stage(&sources, &staging)
+        .expect("staged again")
+        .mirror
+        .expect("report");
+    assert_eq!((report.blobs, report.fetched, report.dropped), (3, 2, 0));
+    assert_eq!(
+        identity(&mirror.join("a1.bin")),
+        untouched,
+        "not fetched again"
+    );
+    assert_eq!(
+        std::fs::read(mirror.join("b2.bin")).expect("b2"),
+        noise(8, 40_000)
+    );
+
+    runtime
+        .block_on(store.delete(&key("c3.bin")))
+        .expect("delete");
+    let report = stage::stage(&sources, &staging)
+        .expect("staged after a removal")
+        .mirror
+        .expect("report");
+    assert_eq!((report.blobs, report.fetched, report.dropped), (2, 0, 1));
+    assert!(!mirror.join("c3.bin").exists());
+
+    let target = local_target(instance.path());
+    let backed_up =
+        carnet_backup::backup(&target, &password(), &staging, at(1_780_000_000)).expect("backup");
+    assert_no_marker(&instance.path().join("depot"), "CANARI-MIROIR");
+    let restored = instance.path().join("restauree");
+    carnet_backup::restore(&target, &password(), &backed_up.snapshot, &restored, &[])
+        .expect("restore");
+    assert_eq!(
+        std::fs::read(restored.join("blobs/a1.bin")).expect("a1"),
+        first
+    );
+    assert_eq!(
+        std::fs::read(restored.join("blobs/b2.bin")).expect("b2"),
+        noise(8, 40_000)
+    );
+
+    let mut unreachable = settings;
+    unreachable.endpoint = "http://127.0.0.1:9".into();
+    let error = stage::stage(
+        &Sources {
+            blobs: Some(BlobSource::Bucket(unreachable)),
+            ..instance.sources()
+        },
+        &staging,
+    )
+    .expect_err("an unreachable bucket");
+    assert!(matches!(error, BackupError::Documents(_)), "{error}");
+    assert!(error.to_string().contains("stockage S3"), "{error}");
+}
+
+#[test]
+fn documents_in_an_s3_bucket_are_mirrored_and_restored() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = runtime.block_on(carnet_testkit::S3Server::start("cabinet/documents"));
+    documents_in_a_bucket_are_mirrored_and_restored(&runtime, server.settings.clone());
+    drop(server);
+    runtime.shutdown_background();
+}
+
+/// The same mirror against moto (CI; see above).
+#[test]
+fn documents_in_an_s3_bucket_are_mirrored_on_a_second_implementation() {
+    let Some(settings) = moto_settings("documents") else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    documents_in_a_bucket_are_mirrored_and_restored(&runtime, settings);
+    runtime.shutdown_background();
 }

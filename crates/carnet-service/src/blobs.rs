@@ -103,6 +103,30 @@ pub enum BlobsError {
     },
     #[error("stockage S3 : {0}")]
     S3(String),
+    #[error("document {name} : {reason}")]
+    Blob { name: String, reason: String },
+}
+
+impl BlobsError {
+    fn blob(name: &str, reason: impl std::fmt::Display) -> Self {
+        Self::Blob {
+            name: name.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Whether `name` can be a blob's name: what the store writes (`<uuid>.bin`) and, more
+/// broadly, one path segment of ASCII letters, digits, `-`, `_` and `.` that does not
+/// start with a dot (so it is safe as a file name anywhere) and is not a write in progress.
+pub fn is_blob_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && !name.ends_with(".partial")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 impl Blobs {
@@ -186,6 +210,168 @@ impl Blobs {
         }
     }
 
+    /// Every blob of the store with its size, by name (names that [`is_blob_name`]
+    /// refuses are left out: nothing the store writes, and nothing safe to copy).
+    pub async fn list(&self) -> Result<Vec<(String, u64)>, BlobsError> {
+        match &self.backend {
+            Backend::Local(root) => {
+                let failed = |error: std::io::Error| BlobsError::Directory {
+                    path: root.clone(),
+                    source: error,
+                };
+                let mut entries = tokio::fs::read_dir(root).await.map_err(failed)?;
+                let mut found = Vec::new();
+                while let Some(entry) = entries.next_entry().await.map_err(failed)? {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let meta = entry.metadata().await.map_err(failed)?;
+                    if meta.is_file() && is_blob_name(&name) {
+                        found.push((name, meta.len()));
+                    }
+                }
+                Ok(found)
+            }
+            Backend::Object { store, prefix } => {
+                use futures_util::TryStreamExt as _;
+                let below =
+                    (!prefix.is_empty()).then(|| object_store::path::Path::from(prefix.as_str()));
+                let depth = below.as_ref().map_or(0, |path| path.parts().count());
+                let objects: Vec<object_store::ObjectMeta> = store
+                    .list(below.as_ref())
+                    .try_collect()
+                    .await
+                    .map_err(|error| BlobsError::S3(error.to_string()))?;
+                Ok(objects
+                    .into_iter()
+                    .filter(|meta| meta.location.parts().count() == depth + 1)
+                    .filter_map(|meta| {
+                        let name = meta.location.filename()?.to_owned();
+                        is_blob_name(&name).then_some((name, meta.size))
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Copies the blob `name` into the file `to` (written beside it under a temporary
+    /// name, synced, then renamed: `to` is whole or absent) and returns its size. The
+    /// object is streamed, never held whole in memory.
+    pub async fn download(&self, name: &str, to: &Path) -> Result<u64, BlobsError> {
+        use futures_util::StreamExt as _;
+        let failed = |error: &dyn std::fmt::Display| BlobsError::blob(name, error);
+        let mut temporary = to.as_os_str().to_owned();
+        temporary.push(".partial");
+        let temporary = PathBuf::from(temporary);
+        let mut file = tokio::fs::File::create(&temporary)
+            .await
+            .map_err(|error| failed(&error))?;
+        let written: Result<u64, BlobsError> = async {
+            let mut size = 0_u64;
+            match &self.backend {
+                Backend::Local(root) => {
+                    let mut source = tokio::fs::File::open(root.join(name))
+                        .await
+                        .map_err(|error| failed(&error))?;
+                    size = tokio::io::copy(&mut source, &mut file)
+                        .await
+                        .map_err(|error| failed(&error))?;
+                }
+                Backend::Object { store, prefix } => {
+                    let mut stream = store
+                        .get(&Self::object_path(prefix, name))
+                        .await
+                        .map_err(|error| failed(&error))?
+                        .into_stream();
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(|error| failed(&error))?;
+                        file.write_all(&chunk)
+                            .await
+                            .map_err(|error| failed(&error))?;
+                        size += chunk.len() as u64;
+                    }
+                }
+            }
+            file.sync_all().await.map_err(|error| failed(&error))?;
+            Ok(size)
+        }
+        .await;
+        drop(file);
+        match written {
+            Ok(size) => {
+                tokio::fs::rename(&temporary, to)
+                    .await
+                    .map_err(|error| failed(&error))?;
+                Ok(size)
+            }
+            Err(error) => {
+                let _ = tokio::fs::remove_file(&temporary).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The size of the blob `name`, or `None` when the store has no blob of that name.
+    pub async fn size_of(&self, name: &str) -> Result<Option<u64>, BlobsError> {
+        let failed = |error: &dyn std::fmt::Display| BlobsError::blob(name, error);
+        match &self.backend {
+            Backend::Local(root) => match tokio::fs::metadata(root.join(name)).await {
+                Ok(meta) => Ok(Some(meta.len())),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(error) => Err(failed(&error)),
+            },
+            Backend::Object { store, prefix } => {
+                match store.head(&Self::object_path(prefix, name)).await {
+                    Ok(meta) => Ok(Some(meta.size)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(error) => Err(failed(&error)),
+                }
+            }
+        }
+    }
+
+    /// Stores `bytes` as the blob `name` unless the store already has a blob of that
+    /// name: nothing is ever overwritten. Meant for restores (on a bucket the name is
+    /// looked up, then written: nothing else writes a name that only a restore knows).
+    pub async fn put_new(&self, name: &str, bytes: Vec<u8>) -> Result<Stored, BlobsError> {
+        let failed = |error: &dyn std::fmt::Display| BlobsError::blob(name, error);
+        if !is_blob_name(name) {
+            return Err(failed(&"nom de document refusé"));
+        }
+        if let Some(size) = self.size_of(name).await? {
+            return Ok(Stored::AlreadyThere { size });
+        }
+        match &self.backend {
+            Backend::Local(root) => {
+                // Written whole under a temporary name, then linked to its name (which
+                // fails if the name is taken): never a half-written or replaced blob.
+                let temporary = root.join(format!("{name}.partial"));
+                let path = root.join(name);
+                let written = async {
+                    let mut file = tokio::fs::File::create(&temporary).await?;
+                    file.write_all(&bytes).await?;
+                    file.sync_all().await?;
+                    tokio::fs::hard_link(&temporary, &path).await
+                }
+                .await;
+                let _ = tokio::fs::remove_file(&temporary).await;
+                match written {
+                    Ok(()) => Ok(Stored::Written),
+                    Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let size = self.size_of(name).await?.unwrap_or_default();
+                        Ok(Stored::AlreadyThere { size })
+                    }
+                    Err(error) => Err(failed(&error)),
+                }
+            }
+            Backend::Object { store, prefix } => {
+                store
+                    .put(&Self::object_path(prefix, name), bytes.into())
+                    .await
+                    .map_err(|error| failed(&error))?;
+                Ok(Stored::Written)
+            }
+        }
+    }
+
     /// Removes a blob whose database row did not land (best effort: an orphan blob is
     /// ciphertext nobody holds the key to).
     pub(crate) async fn remove(&self, name: &str) {
@@ -202,6 +388,16 @@ impl Blobs {
             tracing::warn!(%error, "orphan blob left in the blob store");
         }
     }
+}
+
+/// What [`Blobs::put_new`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    Written,
+    /// The store already had a blob of that name (of this size): left as it was.
+    AlreadyThere {
+        size: u64,
+    },
 }
 
 /// A blob being written.

@@ -34,7 +34,7 @@ pub use admin::{SETUP_LINK_VALIDITY, SetupLink};
 pub use audit::{AuditFilter, ChainReport};
 pub use auth::{AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEnrolment};
 pub use backups::{BackupPlan, BackupRun, BackupTargetStatus};
-pub use blobs::{Blobs, BlobsError, S3Settings};
+pub use blobs::{Blobs, BlobsError, S3Settings, Stored, is_blob_name};
 pub use clinical::ClinicalView;
 pub use device_certificates::{CertificatePickup, CertificateStatus, DEVICE_CERTIFICATE_DAYS};
 pub use devices::{DeviceBinding, DeviceDecision, DeviceStanding, DeviceSummary, browser_summary};

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use carnet_backup::stage::{self, Database, Sources};
+use carnet_backup::stage::{self, BlobSource, Database, Sources, Staged};
 use carnet_backup::{BackupError, Password, Target};
 use carnet_domain::{Clock as _, Timestamp};
-use carnet_service::Caller;
+use carnet_service::{Caller, Stored};
 use carnet_store::BackupRunRecord;
 
 use crate::config::Config;
@@ -85,6 +85,11 @@ pub struct RestoreArgs {
     /// the audit key from the recovery kit in it, then `carnet serve --data-dir` it.
     #[arg(long)]
     pub to: Option<PathBuf>,
+    /// When documents are kept in an S3 bucket (`blob_s3_*`): put the restored documents
+    /// back into it (an object already there is never replaced) and remove them from
+    /// the new directory once they are there.
+    #[arg(long)]
+    pub documents_to_bucket: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -246,6 +251,17 @@ pub async fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CliError
             "indiquez --target NOM et --to NOUVEAU_DOSSIER (et --snapshot ID, sinon la plus récente)",
         ));
     };
+    let bucket = if args.documents_to_bucket {
+        if config.blob_s3_settings().is_none() {
+            return Err(CliError::refusal(
+                "--documents-to-bucket : la configuration ne nomme aucun stockage S3 \
+                 (blob_s3_endpoint)",
+            ));
+        }
+        Some(instance::blobs(config)?)
+    } else {
+        None
+    };
     let (target, password) = (target_named(config, target)?, password(config, false)?);
     let (snapshot, to_dir) = (args.snapshot.clone(), to.clone());
     let report =
@@ -259,6 +275,19 @@ pub async fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CliError
         report.files,
         report.bytes
     ));
+    let restored_blobs = to.join(stage::BLOBS_DIR);
+    if let Some(bucket) = bucket
+        && restored_blobs.exists()
+    {
+        documents_to_bucket(&bucket, &restored_blobs).await?;
+    } else if config.blob_s3_settings().is_some() && restored_blobs.exists() {
+        say(&format!(
+            "Les documents restaurés sont dans {} : relancez avec --documents-to-bucket pour \
+             les remettre dans le stockage S3 (rien n'y est écrasé), ou servez-les depuis ce \
+             dossier (sans blob_s3_*).",
+            restored_blobs.display()
+        ));
+    }
     if to.join(stage::POSTGRES_FILE).exists() {
         say(&format!(
             "La base PostgreSQL est dans {} : créez une base vide, puis \
@@ -274,6 +303,58 @@ pub async fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CliError
     Ok(())
 }
 
+/// Puts every restored document of `restored` into the bucket, then removes the local
+/// copies of those the bucket now holds (written, or already there at the same size).
+/// One already there at another size is left in both places and named: the bucket's
+/// object may be damaged, and replacing it is the operator's decision.
+async fn documents_to_bucket(
+    bucket: &carnet_service::Blobs,
+    restored: &Path,
+) -> Result<(), CliError> {
+    let local = carnet_service::Blobs::local(restored)
+        .map_err(|error| CliError::failure(error.to_string()))?;
+    let (mut written, mut present, mut different) = (0_usize, 0_usize, Vec::new());
+    for (name, size) in local
+        .list()
+        .await
+        .map_err(|error| unreachable_blobs(&error))?
+    {
+        let path = restored.join(&name);
+        let bytes = std::fs::read(&path).map_err(|error| {
+            CliError::failure(format!("lecture de {} ({error})", path.display()))
+        })?;
+        match bucket
+            .put_new(&name, bytes)
+            .await
+            .map_err(|error| unreachable_blobs(&error))?
+        {
+            Stored::Written => written += 1,
+            Stored::AlreadyThere { size: there } if there == size => present += 1,
+            Stored::AlreadyThere { .. } => {
+                different.push(name);
+                continue;
+            }
+        }
+        std::fs::remove_file(&path).map_err(|error| {
+            CliError::failure(format!("suppression de {} ({error})", path.display()))
+        })?;
+    }
+    say(&format!(
+        "Documents remis dans le stockage S3 : {written} envoyé(s), {present} déjà présent(s)."
+    ));
+    if !different.is_empty() {
+        return Err(CliError::failure(format!(
+            "{} document(s) existent déjà dans le stockage S3 avec une autre taille et n'ont \
+             pas été remplacés (copies gardées dans {}) : {}",
+            different.len(),
+            restored.display(),
+            different.join(", ")
+        )));
+    }
+    let _ = std::fs::remove_dir(restored);
+    Ok(())
+}
+
 async fn restore_document(
     config: &Config,
     target: &str,
@@ -281,12 +362,6 @@ async fn restore_document(
     version: Option<i64>,
     snapshot: Option<&str>,
 ) -> Result<(), CliError> {
-    if config.blob_s3_settings().is_some() {
-        return Err(CliError::refusal(
-            "les documents sont dans un stockage S3, que Carnet ne sauvegarde pas : utilisez \
-             les versions d'objets de ce stockage",
-        ));
-    }
     let instance = instance::open(config, OpenMode::MustExist).await?;
     let versions = instance.store.document_blob_names(document).await;
     instance.store.close().await;
@@ -299,13 +374,19 @@ async fn restore_document(
     .ok_or_else(|| CliError::refusal("document ou version introuvable"))?;
     let (target, password) = (target_named(config, target)?, password(config, false)?);
     let blob_path = format!("{}/{blob_name}", stage::BLOBS_DIR);
-    let live = config.data_dir.join("blobs").join(&blob_name);
-    if live.exists() {
-        return Err(CliError::refusal(format!(
-            "la version {number} de ce document est déjà dans le stockage ({}) : rien n'est \
-             écrasé",
-            live.display()
-        )));
+    let blobs = instance::blobs(config)?;
+    let already = || {
+        CliError::refusal(format!(
+            "la version {number} de ce document est déjà dans le stockage : rien n'est écrasé"
+        ))
+    };
+    if blobs
+        .size_of(&blob_name)
+        .await
+        .map_err(|error| unreachable_blobs(&error))?
+        .is_some()
+    {
+        return Err(already());
     }
     let candidates: Vec<String> = if let Some(id) = snapshot {
         vec![id.to_owned()]
@@ -327,7 +408,10 @@ async fn restore_document(
         .await;
         match outcome {
             Ok((from, bytes)) => {
-                write_new_file(&live, &bytes)?;
+                let stored = blobs.put_new(&blob_name, bytes).await;
+                if stored.map_err(|error| unreachable_blobs(&error))? != Stored::Written {
+                    return Err(already());
+                }
                 say(&format!(
                     "Version {number} du document remise dans le stockage (depuis la \
                      sauvegarde {}).",
@@ -342,6 +426,10 @@ async fn restore_document(
     Err(CliError::refusal(
         "aucune sauvegarde de cette cible ne contient cette version du document",
     ))
+}
+
+fn unreachable_blobs(error: &carnet_service::BlobsError) -> CliError {
+    CliError::failure(format!("stockage des documents inaccessible ({error})"))
 }
 
 fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
@@ -404,11 +492,10 @@ impl BackupJob {
         };
         Sources {
             database,
-            blob_dir: self
-                .config
-                .blob_s3_settings()
-                .is_none()
-                .then(|| self.config.data_dir.join("blobs")),
+            blobs: Some(match self.config.blob_s3_settings() {
+                Some(settings) => BlobSource::Bucket(settings),
+                None => BlobSource::Directory(self.config.data_dir.join("blobs")),
+            }),
             checkpoint_file: Some(self.config.audit_checkpoint_path()),
             config: Some(self.config.to_redacted_toml()),
         }
@@ -481,7 +568,7 @@ impl BackupJob {
         let staging = self.config.data_dir.join("backup-staging");
         let sources = self.sources();
         let staged = {
-            let staging = staging.clone();
+            let (sources, staging) = (sources.clone(), staging.clone());
             blocking(move || stage::stage(&sources, &staging)).await
         };
         let staged = match staged {
@@ -504,9 +591,9 @@ impl BackupJob {
         for target in targets {
             failures += self.run_target(target, &staged, &runs, verbose).await;
         }
-        // The database copy stays for the next run (an unchanged database is then not
-        // read again); the rest goes.
-        if let Err(error) = blocking(move || stage::tidy(&staging)).await {
+        // The database copy and a bucket's mirror stay for the next run (what has not
+        // changed is then not read again); the rest goes.
+        if let Err(error) = blocking(move || stage::tidy(&sources, &staging)).await {
             tracing::warn!(error = %error, "tidying the backup staging directory failed");
         }
         Ok(failures)
@@ -516,13 +603,13 @@ impl BackupJob {
     async fn run_target(
         &self,
         target: &Target,
-        staged: &Path,
+        staged: &Staged,
         runs: &[BackupRunRecord],
         verbose: bool,
     ) -> usize {
         let mut failures = 0;
         let started = SystemClock.now();
-        let (t, p, s) = (target.clone(), self.password.clone(), staged.to_path_buf());
+        let (t, p, s) = (target.clone(), self.password.clone(), staged.root.clone());
         let time = now_zoned(started);
         let backup = blocking(move || carnet_backup::backup(&t, &p, &s, time)).await;
         let mut outcome = match &backup {
@@ -537,6 +624,14 @@ impl BackupJob {
             },
             Err(error) => RunOutcome::failed(error),
         };
+        if let (Some(mirror), true) = (staged.mirror, backup.is_ok()) {
+            let _ = write!(
+                outcome.message,
+                "; documents du stockage S3 : {} au total, {} copié(s) ({} octet(s)), {} \
+                 retiré(s)",
+                mirror.blobs, mirror.fetched, mirror.fetched_bytes, mirror.dropped
+            );
+        }
         if backup.is_ok() && !target.append_only {
             let (t, p, policy) = (
                 target.clone(),
@@ -817,18 +912,14 @@ async fn drill_open(
     let copy = instance::open(&scratch_config, OpenMode::MustExist)
         .await
         .map_err(|error| format!("la base restaurée ne s'ouvre pas : {}", error.message))?;
-    let checked = drill_checks(&scratch_config, &copy, config.blob_s3_settings().is_none()).await;
+    let checked = drill_checks(&scratch_config, &copy).await;
     copy.store.close().await;
     checked
 }
 
 /// On an opened restored copy: the audit trail verifies, sealed records open, and every
-/// document version's blob is there (when documents are kept locally).
-async fn drill_checks(
-    config: &Config,
-    copy: &Instance,
-    local_blobs: bool,
-) -> Result<(usize, usize), String> {
+/// document version's blob is there (from the local directory or the bucket).
+async fn drill_checks(config: &Config, copy: &Instance) -> Result<(usize, usize), String> {
     let external = crate::checkpoint_file::read(&config.audit_checkpoint_path())
         .map_err(|message| format!("fichier des points de contrôle : {message}"))?;
     let reports = copy
@@ -857,20 +948,17 @@ async fn drill_checks(
             "{failed} dossier(s) ne s'ouvrent pas avec les clés"
         ));
     }
-    let mut documents = 0;
-    if local_blobs {
-        let names = copy
-            .store
-            .all_blob_names()
-            .await
-            .map_err(|error| format!("documents : {error}"))?;
-        for name in &names {
-            if !config.data_dir.join(stage::BLOBS_DIR).join(name).is_file() {
-                return Err(format!("un document manque dans la copie ({name})"));
-            }
+    let names = copy
+        .store
+        .all_blob_names()
+        .await
+        .map_err(|error| format!("documents : {error}"))?;
+    for name in &names {
+        if !config.data_dir.join(stage::BLOBS_DIR).join(name).is_file() {
+            return Err(format!("un document manque dans la copie ({name})"));
         }
-        documents = names.len();
     }
+    let documents = names.len();
     Ok((opened, documents))
 }
 

@@ -173,7 +173,7 @@ fn backup_plan(config: &Config) -> Result<carnet_service::BackupPlan, CliError> 
 }
 
 /// The blob store the configuration names: S3-compatible, or `<data_dir>/blobs`.
-fn blobs(config: &Config) -> Result<carnet_service::Blobs, CliError> {
+pub fn blobs(config: &Config) -> Result<carnet_service::Blobs, CliError> {
     match config.blob_s3_settings() {
         Some(settings) => carnet_service::Blobs::s3(&settings),
         None => carnet_service::Blobs::local(&config.data_dir.join("blobs")),

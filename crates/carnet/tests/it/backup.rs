@@ -308,3 +308,114 @@ fn scheduled_backups_run_on_exactly_one_node() {
         stdout_of(&listed)
     );
 }
+
+/// Documents kept in this bucket.
+fn with_bucket(command: &mut std::process::Command, s3: &carnet_service::S3Settings) {
+    command
+        .env("CARNET_BLOB_S3_ENDPOINT", &s3.endpoint)
+        .env("CARNET_BLOB_S3_BUCKET", &s3.bucket)
+        .env("CARNET_BLOB_S3_PREFIX", &s3.prefix)
+        .env("CARNET_BLOB_S3_ACCESS_KEY_ID", &s3.access_key_id)
+        .env("CARNET_BLOB_S3_SECRET_ACCESS_KEY", &s3.secret_access_key);
+}
+
+/// Documents in an S3 bucket: the backup mirrors them (only new names fetched on the
+/// next run), the bucket is lost with the disk, and `restore --documents-to-bucket`
+/// puts them back byte for byte, never replacing an object already there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_kept_in_a_bucket_are_backed_up_and_put_back() {
+    use object_store::ObjectStoreExt as _;
+    let s3 = carnet_testkit::S3Server::start("cabinet/documents").await;
+    let (instance, _practice) = practice_with_patients(&["Lefort;;Anne;;1961-02-28;F;;;;;;;;"]);
+    let blobs = carnet_service::Blobs::s3(&s3.settings).expect("bucket");
+    let documents = [
+        ("d1.bin", vec![7_u8; 300_000]),
+        ("d2.bin", vec![9_u8; 5_000]),
+    ];
+    for (name, bytes) in &documents {
+        blobs.put_new(name, bytes.clone()).await.expect("put");
+    }
+    let data = instance.data_dir();
+    let targets = format!("disque={}", instance.dir.path().join("depot").display());
+    let run = |instance: &Instance, args: &[&str]| {
+        let mut command = instance.command();
+        with_bucket(&mut command, &s3.settings);
+        command
+            .args(args)
+            .env("CARNET_BACKUP_TARGETS", &targets)
+            .output()
+            .expect("run")
+    };
+    let backed_up = run(&instance, &["backup", "run"]);
+    let said = stdout_of(&backed_up);
+    assert!(
+        backed_up.status.success(),
+        "{said}{}",
+        stderr_of(&backed_up)
+    );
+    assert!(
+        said.contains("documents du stockage S3 : 2 au total, 2 copié(s) (305000 octet(s))"),
+        "{said}"
+    );
+    let again = stdout_of(&run(&instance, &["backup", "run"]));
+    assert!(again.contains("2 au total, 0 copié(s)"), "{again}");
+
+    // The disk and the bucket are lost.
+    lose_the_disk_and_put_the_kit_back(&instance);
+    let store = s3.settings.object_store().expect("store");
+    let key = |name: &str| object_store::path::Path::from(format!("{}/{name}", s3.settings.prefix));
+    for (name, _) in &documents {
+        store.delete(&key(name)).await.expect("lost");
+    }
+    let restore = |to: &Path, extra: &[&str]| {
+        let to = to.to_str().expect("utf-8");
+        run(
+            &instance,
+            &[&["restore", "--target", "disque", "--to", to], extra].concat(),
+        )
+    };
+    let elsewhere = instance.dir.path().join("ailleurs");
+    let hinted = restore(&elsewhere, &[]);
+    assert!(hinted.status.success(), "{}", stderr_of(&hinted));
+    assert!(stdout_of(&hinted).contains("--documents-to-bucket"));
+    assert!(
+        elsewhere.join("blobs/d1.bin").exists(),
+        "kept in the directory"
+    );
+
+    let restored = restore(&data, &["--documents-to-bucket"]);
+    assert!(restored.status.success(), "{}", stderr_of(&restored));
+    assert!(
+        stdout_of(&restored).contains("2 envoyé(s), 0 déjà présent(s)"),
+        "{}",
+        stdout_of(&restored)
+    );
+    for (name, bytes) in &documents {
+        let back = store.get(&key(name)).await.expect("back").bytes().await;
+        assert!(
+            back.expect("bytes") == bytes.as_slice(),
+            "{name} byte for byte"
+        );
+    }
+    assert!(
+        !data.join("blobs").exists(),
+        "the local copies go once in the bucket"
+    );
+
+    // An object of the same name but another size is never replaced, and is named.
+    let other = store.put(&key("d2.bin"), b"autre".to_vec().into()).await;
+    other.expect("replace");
+    let third = instance.dir.path().join("troisieme");
+    let refused = restore(&third, &["--documents-to-bucket"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr_of(&refused).contains("d2.bin"),
+        "{}",
+        stderr_of(&refused)
+    );
+    assert!(third.join("blobs/d2.bin").exists(), "its copy is kept");
+
+    let server = instance.serve_with(|command| with_bucket(command, &s3.settings));
+    let ready = http_client().get(format!("{}/readyz", server.url)).send();
+    assert_eq!(ready.await.expect("GET /readyz").status(), 200);
+}
