@@ -419,3 +419,126 @@ async fn documents_kept_in_a_bucket_are_backed_up_and_put_back() {
     let ready = http_client().get(format!("{}/readyz", server.url)).send();
     assert_eq!(ready.await.expect("GET /readyz").status(), 200);
 }
+
+/// A document whose rows are written straight into the database (the CLI cannot upload
+/// one; `restore document` reads only the version numbers and blob names): its id.
+fn insert_document(database: &Path, blob_names: &[&str]) -> uuid::Uuid {
+    let connection = rusqlite::Connection::open(database).expect("open");
+    let (practice, patient): (Vec<u8>, Vec<u8>) = connection
+        .query_row("SELECT practice_id, id FROM patients LIMIT 1", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .expect("a patient");
+    let document = uuid::Uuid::from_u128(0x0d0c_0000_0000_4000_8000_0000_0000_0001);
+    connection
+        .execute(
+            "INSERT INTO documents VALUES (?1, ?2, ?3, 0, ?4)",
+            rusqlite::params![document.as_bytes(), practice, patient, [0_u8; 16]],
+        )
+        .expect("document");
+    for (number, name) in (1_i64..).zip(blob_names) {
+        connection
+            .execute(
+                "INSERT INTO document_versions VALUES (?1, ?2, ?3, ?4, x'00', x'00', ?5, 0, ?6)",
+                rusqlite::params![
+                    uuid::Uuid::from_u128(
+                        0x0d0c_0000_0000_4000_8000_0000_0001_0000 + number as u128
+                    )
+                    .as_bytes(),
+                    document.as_bytes(),
+                    practice,
+                    number,
+                    name,
+                    [0_u8; 16]
+                ],
+            )
+            .expect("version");
+    }
+    document
+}
+
+/// `restore document` brings one version's blob back into the store it was lost from
+/// (the local directory, or the bucket), and never replaces one that is there.
+async fn one_document_version_comes_back(bucket: Option<&carnet_service::S3Settings>) {
+    let (instance, _practice) = practice_with_patients(&["Lefort;;Anne;;1961-02-28;F;;;;;;;;"]);
+    let data = instance.data_dir();
+    let store = match bucket {
+        Some(settings) => carnet_service::Blobs::s3(settings),
+        None => carnet_service::Blobs::local(&data.join("blobs")),
+    }
+    .expect("store");
+    let (first, second) = (vec![3_u8; 70_000], vec![4_u8; 9_000]);
+    store.put_new("v1.bin", first.clone()).await.expect("put");
+    store.put_new("v2.bin", second).await.expect("put");
+    let document = insert_document(&data.join("carnet.sqlite3"), &["v1.bin", "v2.bin"]);
+    let targets = format!("disque={}", instance.dir.path().join("depot").display());
+    let run = |args: &[&str]| {
+        let mut command = instance.command();
+        if let Some(settings) = bucket {
+            with_bucket(&mut command, settings);
+        }
+        let output = command.args(args).env("CARNET_BACKUP_TARGETS", &targets);
+        output.output().expect("run")
+    };
+    let backed_up = run(&["backup", "run"]);
+    assert!(backed_up.status.success(), "{}", stderr_of(&backed_up));
+
+    // Version 1 is lost from the store.
+    match bucket {
+        Some(settings) => {
+            use object_store::ObjectStoreExt as _;
+            let key = format!("{}/v1.bin", settings.prefix);
+            let objects = settings.object_store().expect("store");
+            objects.delete(&key.as_str().into()).await.expect("lost");
+        }
+        None => std::fs::remove_file(data.join("blobs/v1.bin")).expect("lost"),
+    }
+    assert_eq!(store.size_of("v1.bin").await.expect("size"), None);
+    let id = document.to_string();
+    let restore = |version: &str| {
+        run(&[
+            "restore",
+            "document",
+            "--target",
+            "disque",
+            "--document",
+            &id,
+            "--version",
+            version,
+        ])
+    };
+    let back = restore("1");
+    assert!(back.status.success(), "{}", stderr_of(&back));
+    assert!(stdout_of(&back).contains("Version 1 du document remise"));
+    let path = instance.dir.path().join("v1-back.bin");
+    store.download("v1.bin", &path).await.expect("back");
+    assert!(
+        std::fs::read(&path).expect("read") == first,
+        "byte for byte"
+    );
+
+    let again = restore("1");
+    assert!(!again.status.success());
+    assert!(
+        stderr_of(&again).contains("rien n'est écrasé"),
+        "{}",
+        stderr_of(&again)
+    );
+    let unknown = restore("5");
+    assert!(
+        stderr_of(&unknown).contains("introuvable"),
+        "{}",
+        stderr_of(&unknown)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_document_version_comes_back_into_the_local_store() {
+    one_document_version_comes_back(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_document_version_comes_back_into_the_bucket() {
+    let s3 = carnet_testkit::S3Server::start("cabinet/documents").await;
+    one_document_version_comes_back(Some(&s3.settings)).await;
+}
