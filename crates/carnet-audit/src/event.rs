@@ -104,6 +104,7 @@ closed_list!(
         AuditExported => "audit_exported", "journal exporté";
         KeyRotated => "key_rotated", "clé renouvelée";
         Backup => "backup", "sauvegarde";
+        Restored => "restored", "restauration depuis une sauvegarde";
         ConfigurationChanged => "configuration_changed", "configuration modifiée";
         IntegrityFailure => "integrity_failure", "défaut d'intégrité";
     }

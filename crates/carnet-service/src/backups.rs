@@ -6,6 +6,7 @@
 //! platform administrators may look; only administrators see target addresses and the
 //! text of failures.
 
+use carnet_audit::{Action, ChainId, Outcome, Targets};
 use carnet_domain::Timestamp;
 use carnet_store::BackupRunRecord;
 
@@ -65,6 +66,61 @@ impl Services {
     pub fn with_backup_plan(mut self, plan: BackupPlan) -> Self {
         self.backup_plan = std::sync::Arc::new(plan);
         self
+    }
+
+    /// Records one backup operation of the binary's job (or of `carnet backup run`): its
+    /// row for the monitoring page, then, for a backup and a restore drill, an event in
+    /// the instance's audit trail (a backup exports the whole instance, sealed; a drill
+    /// opens sealed records in a scratch copy). Structure and data checks read only the
+    /// repository's ciphertext and leave no event. The operator only.
+    pub async fn record_backup_run(
+        &self,
+        caller: &Caller,
+        record: &BackupRunRecord,
+    ) -> Result<(), ServiceError> {
+        if caller.actor != Actor::Operator {
+            return Err(ServiceError::Forbidden);
+        }
+        self.store.record_backup_run(record).await?;
+        if !matches!(record.kind.as_str(), "backup" | "drill") {
+            return Ok(());
+        }
+        let event = self.audit_event(
+            caller,
+            ChainId::Instance,
+            Action::Backup,
+            Targets::default(),
+            if record.ok {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+        );
+        self.audit_alone(event).await
+    }
+
+    /// Records in the instance's audit trail that one version of `document` was put back
+    /// into the document store from a backup (`carnet restore document`). The operator
+    /// only.
+    pub async fn record_document_restored(
+        &self,
+        caller: &Caller,
+        document: uuid::Uuid,
+    ) -> Result<(), ServiceError> {
+        if caller.actor != Actor::Operator {
+            return Err(ServiceError::Forbidden);
+        }
+        let event = self.audit_event(
+            caller,
+            ChainId::Instance,
+            Action::Restored,
+            Targets {
+                document: Some(document),
+                ..Targets::default()
+            },
+            Outcome::Success,
+        );
+        self.audit_alone(event).await
     }
 
     /// The backup state of every configured target, for holders and administrators.

@@ -355,6 +355,8 @@ async fn documents_to_bucket(
     Ok(())
 }
 
+/// `carnet restore document`: puts the version back, then records it in the instance's
+/// audit trail.
 async fn restore_document(
     config: &Config,
     target: &str,
@@ -363,8 +365,30 @@ async fn restore_document(
     snapshot: Option<&str>,
 ) -> Result<(), CliError> {
     let instance = instance::open(config, OpenMode::MustExist).await?;
-    let versions = instance.store.document_blob_names(document).await;
+    let mut done = put_document_back(config, &instance, target, document, version, snapshot).await;
+    if done.is_ok()
+        && let Err(error) = instance
+            .services
+            .record_document_restored(&Caller::operator(), document)
+            .await
+    {
+        done = Err(CliError::failure(format!(
+            "document remis, mais le journal d'audit n'a pas pu l'enregistrer ({error})"
+        )));
+    }
     instance.store.close().await;
+    done
+}
+
+async fn put_document_back(
+    config: &Config,
+    instance: &Instance,
+    target: &str,
+    document: uuid::Uuid,
+    version: Option<i64>,
+    snapshot: Option<&str>,
+) -> Result<(), CliError> {
+    let versions = instance.store.document_blob_names(document).await;
     let versions = versions.map_err(|error| CliError::failure(error.to_string()))?;
     let (number, blob_name) = match version {
         Some(number) => versions.iter().find(|(n, _)| *n == number),
@@ -518,7 +542,12 @@ impl BackupJob {
             tracing::error!(target = %record.target, kind, message = %record.message, "backup failed");
         }
         record_metrics(&record);
-        if let Err(error) = self.instance.store.record_backup_run(&record).await {
+        let recorded = self
+            .instance
+            .services
+            .record_backup_run(&Caller::operator(), &record)
+            .await;
+        if let Err(error) = recorded {
             tracing::error!(%error, "backup outcome not recorded");
         }
     }

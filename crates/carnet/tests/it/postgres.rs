@@ -226,7 +226,7 @@ async fn a_postgresql_instance_comes_back_from_its_dump_in_a_backup() {
         "{}",
         String::from_utf8_lossy(&pg_restore.stderr)
     );
-    assert_eq!(schema_rows(&base, &schema).await, before, "every row back");
+    crate::backup::assert_rows_back(schema_rows(&base, &schema).await, before);
     let verified = run(&["audit", "verify"]);
     assert!(verified.status.success(), "{}", stdout_of(&verified));
     let server = instance.serve_with(|command| {
