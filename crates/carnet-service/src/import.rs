@@ -10,6 +10,7 @@ use carnet_audit::{Action, ChainId, Outcome, Targets};
 use carnet_domain::{ImportProblem, PatientIdentity, PracticeId};
 use uuid::Uuid;
 
+use crate::records::NewPatient;
 use crate::{Actor, Caller, RecordsScope, ServiceError, Services};
 
 /// The formats an import reads.
@@ -115,12 +116,9 @@ impl Services {
         let created_by = scope.created_by;
         let count = patients.len();
         self.audited(events, move |tx| {
-            Box::pin(async move {
-                for new in &patients {
-                    new.insert(tx, practice_id, created_by).await?;
-                }
-                Ok(())
-            })
+            Box::pin(
+                async move { NewPatient::insert_all(&patients, tx, practice_id, created_by).await },
+            )
         })
         .await?;
         Ok(count)

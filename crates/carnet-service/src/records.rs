@@ -116,6 +116,20 @@ impl NewPatient {
         tx.replace_patient_index(practice_id, self.patient.id, &self.entries)
             .await
     }
+
+    /// Inserts many new patients at once (an import: a few multi-row statements).
+    pub(crate) async fn insert_all(
+        patients: &[Self],
+        tx: &mut carnet_store::Tx,
+        practice_id: PracticeId,
+        created_by: Uuid,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = patients
+            .iter()
+            .map(|new| (&new.patient, &new.revision, new.entries.as_slice()))
+            .collect();
+        tx.insert_new_patients(practice_id, created_by, &rows).await
+    }
 }
 
 /// A patient's current identity.

@@ -153,33 +153,13 @@ impl Tx {
         }
         let pending = std::mem::take(&mut self.audit.pending);
         for chunk in pending.chunks(ROWS_PER_INSERT) {
-            let mut sql = String::from(
+            let sql = format!(
                 "INSERT INTO audit_entries (chain_id, seq, prev_hash, hash, at, actor_kind, \
                  actor_account, actor_role, actor_device, actor_session, action, \
                  target_patient, target_record, target_document, target_member, outcome, \
-                 request_id, client_address) VALUES ",
+                 request_id, client_address) VALUES {}",
+                crate::tx::values_rows(self.kind(), chunk.len(), 18)
             );
-            // SQLite gets anonymous `?` placeholders: with `$N`, sqlx looks every
-            // parameter up by name (measured: a quarter of the CPU of a 64-row batch).
-            let sqlite = self.kind() == BackendKind::Sqlite;
-            for row in 0..chunk.len() {
-                let first = row * 18 + 1;
-                let placeholders: Vec<String> = (first..first + 18)
-                    .map(|n| {
-                        if sqlite {
-                            "?".to_owned()
-                        } else {
-                            format!("${n}")
-                        }
-                    })
-                    .collect();
-                if row > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                sql.push_str(&placeholders.join(", "));
-                sql.push(')');
-            }
             on_tx!(self, |conn| {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for entry in chunk {

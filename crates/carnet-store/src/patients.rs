@@ -306,6 +306,89 @@ impl Tx {
     }
 
     /// Replaces the patient's blind indexes (they follow the current revision).
+    /// Inserts new patients, each with its first revision and its index entries, in a
+    /// few multi-row statements per table (an import: one statement per row costs more
+    /// than the row). New patients have no index entries to replace.
+    pub async fn insert_new_patients(
+        &mut self,
+        practice_id: PracticeId,
+        created_by: Uuid,
+        patients: &[(&PatientRecord, &PatientRevisionRecord, &[IndexEntry])],
+    ) -> Result<(), StoreError> {
+        /// Rows per statement (SQLite allows 32,766 parameters, PostgreSQL 65,535).
+        const ROWS: usize = 200;
+        self.before_write().await?;
+        let kind = self.kind();
+        for chunk in patients.chunks(ROWS) {
+            let sql = format!(
+                "INSERT INTO patients (id, practice_id, key_version, wrapped_key, created_at, \
+                 created_by) VALUES {}",
+                crate::tx::values_rows(kind, chunk.len(), 6)
+            );
+            on_tx!(self, |conn| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (patient, _, _) in chunk {
+                    query = query
+                        .bind(patient.id)
+                        .bind(patient.practice_id.as_uuid())
+                        .bind(patient.key_version)
+                        .bind(&patient.wrapped_key)
+                        .bind(patient.created_at.unix_millis())
+                        .bind(created_by);
+                }
+                query
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::from_write)?;
+            });
+            let sql = format!(
+                "INSERT INTO patient_revisions (id, patient_id, practice_id, number, \
+                 sealed_identity, created_at, created_by) VALUES {}",
+                crate::tx::values_rows(kind, chunk.len(), 7)
+            );
+            on_tx!(self, |conn| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (_, revision, _) in chunk {
+                    query = query
+                        .bind(revision.id)
+                        .bind(revision.patient_id)
+                        .bind(practice_id.as_uuid())
+                        .bind(revision.number)
+                        .bind(&revision.sealed_identity)
+                        .bind(revision.created_at.unix_millis())
+                        .bind(revision.created_by);
+                }
+                query
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::from_write)?;
+            });
+        }
+        let entries: Vec<(Uuid, &IndexEntry)> = patients
+            .iter()
+            .flat_map(|(patient, _, entries)| entries.iter().map(|entry| (patient.id, entry)))
+            .collect();
+        for chunk in entries.chunks(ROWS * 4) {
+            let sql = format!(
+                "INSERT INTO patient_index (practice_id, field, digest, patient_id) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                crate::tx::values_rows(kind, chunk.len(), 4)
+            );
+            on_tx!(self, |conn| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (patient_id, (field, digest)) in chunk {
+                    query = query
+                        .bind(practice_id.as_uuid())
+                        .bind(*field)
+                        .bind(digest)
+                        .bind(*patient_id);
+                }
+                query.execute(&mut *conn).await?;
+            });
+        }
+        Ok(())
+    }
+
     pub async fn replace_patient_index(
         &mut self,
         practice_id: PracticeId,

@@ -47,6 +47,34 @@ macro_rules! on_tx {
 }
 pub(crate) use on_tx;
 
+/// `VALUES` rows for a multi-row insert of `rows` rows of `columns` values each:
+/// `(?, ?), (?, ?)` on SQLite (with `$N`, sqlx looks every parameter up by name:
+/// measured, a quarter of the CPU of a 64-row audit batch), `($1, $2), ($3, $4)` on
+/// PostgreSQL.
+pub(crate) fn values_rows(kind: BackendKind, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            match kind {
+                BackendKind::Sqlite => sql.push('?'),
+                BackendKind::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * columns + column + 1).to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 impl Tx {
     pub fn kind(&self) -> BackendKind {
         match self.inner {

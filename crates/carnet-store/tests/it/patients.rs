@@ -10,6 +10,7 @@ use crate::support::conformance;
 conformance!(
     patients_are_scoped_indexed_and_their_revisions_append_only,
     patient_revisions_cannot_be_updated_or_deleted,
+    an_import_inserts_many_patients_at_once,
 );
 
 fn practice(n: u64) -> Practice {
@@ -141,4 +142,68 @@ async fn patient_revisions_cannot_be_updated_or_deleted(store: &Store) {
             "{statement} must be refused by the database"
         );
     }
+}
+
+/// 450 new patients in one call (more than one statement's worth per table), each with
+/// its revision and index entries (a duplicate entry kept once): each is found by its
+/// own digest with its revision, a shared digest finds them all, and a patient already
+/// there fails the whole insert.
+async fn an_import_inserts_many_patients_at_once(store: &Store) {
+    let a = practice(3);
+    let now = Timestamp::from_unix_millis(4_000);
+    let patients: Vec<PatientRecord> = (0..450_u128)
+        .map(|n| PatientRecord {
+            id: Uuid::from_u128(0xB000 + n),
+            practice_id: a.id,
+            key_version: 1,
+            wrapped_key: n.to_be_bytes().to_vec(),
+            created_at: now,
+            last_care_at: None,
+        })
+        .collect();
+    let revisions: Vec<PatientRevisionRecord> = patients
+        .iter()
+        .map(|patient| revision(patient.id, 1, patient.id.as_bytes()))
+        .collect();
+    let entries: Vec<Vec<(&'static str, Vec<u8>)>> = patients
+        .iter()
+        .map(|patient| {
+            vec![
+                ("birth_name", patient.id.as_bytes().to_vec()),
+                ("birth_name_prefix", b"shared".to_vec()),
+                ("birth_name_prefix", b"shared".to_vec()),
+            ]
+        })
+        .collect();
+    let rows: Vec<_> = patients
+        .iter()
+        .zip(&revisions)
+        .zip(&entries)
+        .map(|((patient, revision), entries)| (patient, revision, entries.as_slice()))
+        .collect();
+    let mut tx = store.transaction().await.expect("tx");
+    tx.insert_practice(&a).await.expect("practice");
+    tx.insert_new_patients(a.id, Uuid::from_u128(9), &rows)
+        .await
+        .expect("insert");
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.transaction().await.expect("tx");
+    for n in [0, 199, 200, 449] {
+        let found = tx
+            .patients_by_index(a.id, "birth_name", patients[n].id.as_bytes())
+            .await
+            .expect("search");
+        assert_eq!(found, vec![(patients[n].clone(), revisions[n].clone())]);
+    }
+    let shared = tx
+        .patients_by_index(a.id, "birth_name_prefix", b"shared")
+        .await
+        .expect("search");
+    assert_eq!(shared.len(), 450);
+    let again = tx
+        .insert_new_patients(a.id, Uuid::from_u128(9), &rows[449..])
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
+    tx.rollback().await.expect("rollback");
 }
