@@ -587,17 +587,7 @@ pub fn row_counts(database: &Path) -> Result<Vec<(String, i64)>, BackupError> {
 pub fn read_row_counts(file: &Path) -> Result<Vec<(String, i64)>, BackupError> {
     let text = std::fs::read_to_string(file)
         .map_err(|error| BackupError::io(format!("lecture de {}", file.display()), error))?;
-    text.lines()
-        .map(|line| {
-            let (table, count) = line.rsplit_once(' ').ok_or_else(|| {
-                BackupError::Database(format!("ligne illisible dans {COUNTS_FILE}"))
-            })?;
-            let count = count.parse().map_err(|_| {
-                BackupError::Database(format!("nombre illisible dans {COUNTS_FILE}"))
-            })?;
-            Ok((table.to_owned(), count))
-        })
-        .collect()
+    text.lines().map(parse_count_line).collect()
 }
 
 fn write_row_counts(database: &Path, file: &Path) -> Result<(), BackupError> {
@@ -625,7 +615,7 @@ fn dump_postgres(url: &str, file: &Path) -> Result<(), BackupError> {
     if let Some(schema) = search_path_schema(&address) {
         command.arg("--schema").arg(schema);
     }
-    run_postgres_tool(command, password.as_deref(), "pg_dump")
+    run_postgres_tool(command, password.as_deref(), "pg_dump").map(drop)
 }
 
 /// Loads the dump `dump` into a new database `name` on the server of `url` (a leftover
@@ -685,15 +675,103 @@ fn psql(url: &str, sql: &str) -> Result<(), BackupError> {
         .arg(&address)
         .arg("--command")
         .arg(sql);
-    run_postgres_tool(command, password.as_deref(), "psql")
+    run_postgres_tool(command, password.as_deref(), "psql").map(drop)
 }
 
-/// Runs a PostgreSQL client tool, the password in its environment.
+/// Rows per table of a database (user tables of every schema), sorted by table name.
+pub fn postgres_row_counts(url: &str) -> Result<Vec<(String, i64)>, BackupError> {
+    // One statement: each table's count through query_to_xml (names quoted by format).
+    const COUNTS: &str = "SELECT c.relname, (xpath('/row/n/text()', query_to_xml(\
+        format('SELECT count(*) AS n FROM %I.%I', s.nspname, c.relname), false, true, '')))[1]\
+        ::text FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace \
+        WHERE c.relkind IN ('r', 'p') AND s.nspname NOT IN ('pg_catalog', 'information_schema') \
+        AND s.nspname NOT LIKE 'pg_toast%' ORDER BY 1";
+    let (address, password) = split_password(url)?;
+    let mut command = std::process::Command::new("psql");
+    command
+        .args([
+            "--no-psqlrc",
+            "--no-align",
+            "--tuples-only",
+            "--field-separator= ",
+        ])
+        .args(["--set", "ON_ERROR_STOP=1", "--dbname"])
+        .arg(&address)
+        .arg("--command")
+        .arg(COUNTS);
+    let output = run_postgres_tool(command, password.as_deref(), "psql")?;
+    String::from_utf8_lossy(&output)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(parse_count_line)
+        .collect()
+}
+
+/// Rows per table held in a `pg_dump` custom-format file, counted in its data (each row
+/// of a text `COPY` block is one line), sorted by table name: what a restore of that
+/// dump must hold. The dump is streamed through `pg_restore`, never held in memory.
+pub fn dump_row_counts(dump: &Path) -> Result<Vec<(String, i64)>, BackupError> {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new("pg_restore")
+        .args(["--data-only", "--file=-"])
+        .arg(dump)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|error| {
+            BackupError::Database(format!(
+                "pg_restore ne démarre pas ({error}) : installez postgresql-client"
+            ))
+        })?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| BackupError::Database("pg_restore : sortie indisponible".into()))?;
+    let mut counts: Vec<(String, i64)> = Vec::new();
+    let mut current: Option<(String, i64)> = None;
+    for line in std::io::BufReader::new(stdout).split(b'\n') {
+        let line = line.map_err(|error| BackupError::io("lecture du dump", error))?;
+        match &mut current {
+            Some((_, rows)) if line.as_slice() != b"\\." => *rows += 1,
+            Some(_) => counts.extend(current.take()),
+            None => {
+                if let Some(table) = line
+                    .strip_prefix(b"COPY ")
+                    .and_then(|rest| rest.split(|byte| *byte == b' ').next())
+                {
+                    let table = String::from_utf8_lossy(table);
+                    let name = table.rsplit('.').next().unwrap_or_default();
+                    current = Some((name.trim_matches('"').to_owned(), 0));
+                }
+            }
+        }
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|error| BackupError::io("pg_restore", error))?;
+    if !output.status.success() || current.is_some() {
+        return Err(BackupError::Database(format!(
+            "pg_restore n'a pas pu lire le dump : {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    counts.sort();
+    Ok(counts)
+}
+
+fn parse_count_line(line: &str) -> Result<(String, i64), BackupError> {
+    line.rsplit_once(' ')
+        .and_then(|(table, count)| Some((table.to_owned(), count.trim().parse().ok()?)))
+        .ok_or_else(|| BackupError::Database(format!("compte de lignes illisible : {line}")))
+}
+
+/// Runs a PostgreSQL client tool, the password in its environment; returns what it
+/// printed.
 fn run_postgres_tool(
     mut command: std::process::Command,
     password: Option<&str>,
     tool: &str,
-) -> Result<(), BackupError> {
+) -> Result<Vec<u8>, BackupError> {
     if let Some(password) = password {
         command.env("PGPASSWORD", password);
     }
@@ -703,7 +781,7 @@ fn run_postgres_tool(
         ))
     })?;
     if output.status.success() {
-        Ok(())
+        Ok(output.stdout)
     } else {
         Err(BackupError::Database(format!(
             "{tool} a échoué : {}",

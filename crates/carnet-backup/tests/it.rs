@@ -787,3 +787,60 @@ fn documents_in_an_s3_bucket_are_mirrored_on_a_second_implementation() {
     documents_in_a_bucket_are_mirrored_and_restored(&runtime, settings);
     runtime.shutdown_background();
 }
+
+/// The rows a PostgreSQL dump holds are counted from its data (a value with a line
+/// break still counts once), and match the live table's count; runs when
+/// `CARNET_TEST_POSTGRES_URL` names a server (required in CI).
+#[test]
+fn a_postgres_dump_counts_its_rows() {
+    let Some(url) = std::env::var("CARNET_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        assert!(
+            std::env::var_os("CARNET_REQUIRE_POSTGRES").is_none(),
+            "CARNET_REQUIRE_POSTGRES is set but CARNET_TEST_POSTGRES_URL is not"
+        );
+        return;
+    };
+    let schema = format!("carnet_backup_counts_{}", std::process::id());
+    let psql = |sql: &str| {
+        let output = std::process::Command::new("psql")
+            .args([
+                "--no-psqlrc",
+                "--quiet",
+                "--set",
+                "ON_ERROR_STOP=1",
+                "--dbname",
+            ])
+            .arg(&url)
+            .arg("--command")
+            .arg(sql)
+            .output()
+            .expect("psql");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    psql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; \
+         CREATE TABLE {schema}.notes (body text); CREATE TABLE {schema}.vide (n int); \
+         INSERT INTO {schema}.notes VALUES ('une'), (E'deux\\nlignes'), (E'trois \\\\ .'), (NULL)"
+    ));
+    let confined = format!("{url}?options=-c%20search_path%3D{schema}");
+    let dir = tempfile::tempdir().expect("dir");
+    let sources = Sources {
+        database: Database::Postgres(confined.clone()),
+        blobs: None,
+        checkpoint_file: None,
+        config: None,
+    };
+    let staged = stage::stage(&sources, dir.path()).expect("staged").root;
+    let counts = stage::dump_row_counts(&staged.join(stage::POSTGRES_FILE)).expect("counts");
+    assert_eq!(counts, [("notes".to_owned(), 4), ("vide".to_owned(), 0)]);
+    let live = stage::postgres_row_counts(&confined).expect("live counts");
+    assert!(live.contains(&("notes".to_owned(), 4)), "{live:?}");
+    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}

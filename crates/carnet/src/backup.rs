@@ -886,9 +886,9 @@ async fn drill_in(config: &Config, target: &Target, scratch: &Path) -> Result<St
 }
 
 /// The drill on PostgreSQL: the dump is loaded into a scratch database on the same
-/// server (`carnet_drill_` and the snapshot id; the role needs CREATEDB), opened and
-/// checked as on SQLite, then dropped. Rows per table are not compared (no counts are
-/// taken beside a dump).
+/// server (`carnet_drill_` and the snapshot id; the role needs CREATEDB), its rows per
+/// table compared with those the dump holds, opened and checked as on SQLite, then
+/// dropped.
 async fn drill_postgres(config: &Config, scratch: &Path, snapshot: &str) -> Result<String, String> {
     let name = format!("carnet_drill_{}", &snapshot[..8]);
     let (url, dump, database) = (
@@ -899,17 +899,41 @@ async fn drill_postgres(config: &Config, scratch: &Path, snapshot: &str) -> Resu
     let scratch_url = blocking(move || stage::load_postgres_dump(&url, &dump, &database))
         .await
         .map_err(|error| format!("chargement du dump dans une base temporaire : {error}"))?;
-    let opened = drill_open(config, scratch, scratch_url).await;
+    // Counted before the copy is opened (opening runs the migrations).
+    let counted = compare_postgres_counts(scratch, scratch_url.clone()).await;
+    let opened = match counted {
+        Ok(tables) => drill_open(config, scratch, scratch_url)
+            .await
+            .map(|(sealed, documents)| (tables, sealed, documents)),
+        Err(message) => Err(message),
+    };
     let url = config.database_url.clone();
     if let Err(error) = blocking(move || stage::drop_postgres_database(&url, &name)).await {
         tracing::warn!(error = %error, "the drill's scratch database was not dropped");
     }
-    let (sealed, documents) = opened?;
+    let (tables, sealed, documents) = opened?;
     Ok(format!(
-        "sauvegarde {} chargée dans une base temporaire : journal d'audit intact, {sealed} \
-         dossier(s) ouverts avec les clés, {documents} document(s) présents",
+        "sauvegarde {} chargée dans une base temporaire : {tables} tables aux bons comptes, \
+         journal d'audit intact, {sealed} dossier(s) ouverts avec les clés, {documents} \
+         document(s) présents",
         &snapshot[..8]
     ))
+}
+
+/// Rows per table of the scratch database against the rows the dump holds; the number
+/// of tables compared.
+async fn compare_postgres_counts(scratch: &Path, scratch_url: String) -> Result<usize, String> {
+    let dump = scratch.join(stage::POSTGRES_FILE);
+    let expected = blocking(move || stage::dump_row_counts(&dump))
+        .await
+        .map_err(|error| format!("comptes de lignes du dump : {error}"))?;
+    let found = blocking(move || stage::postgres_row_counts(&scratch_url))
+        .await
+        .map_err(|error| format!("base restaurée : {error}"))?;
+    if found != expected {
+        return Err("la base restaurée n'a pas le nombre de lignes de la sauvegarde".into());
+    }
+    Ok(expected.len())
 }
 
 /// Opens the restored copy in `scratch` (its database at `database_url`, empty for the

@@ -120,10 +120,18 @@ async fn schema_rows(url: &str, schema: &str) -> Vec<(String, Vec<String>)> {
 async fn assert_drilled_on_a_scratch_database(said: &str, base: &str) {
     assert!(
         said.contains("chargée dans une base temporaire")
+            && said.contains("tables aux bons comptes")
             && said.contains("journal d'audit intact")
             && said.contains("1 dossier(s) ouverts avec les clés"),
         "the first run drills on a scratch database: {said}"
     );
+    let tables: usize = said
+        .split(" tables aux bons comptes")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|number| number.parse().ok())
+        .expect("a number of tables");
+    assert!(tables > 20, "every table compared: {said}");
     let pool = sqlx::PgPool::connect(base).await.expect("connect");
     let leftovers: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'carnet_drill_%'")
