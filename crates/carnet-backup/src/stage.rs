@@ -662,20 +662,22 @@ fn checked_name(name: &str) -> Result<&str, BackupError> {
 }
 
 fn psql(url: &str, sql: &str) -> Result<(), BackupError> {
+    psql_output(url, &["--quiet"], sql).map(drop)
+}
+
+/// Runs one SQL command with `psql` on `url` (stop at the first error, no `.psqlrc`,
+/// `options` as formatting flags) and returns what it printed.
+fn psql_output(url: &str, options: &[&str], sql: &str) -> Result<Vec<u8>, BackupError> {
     let (address, password) = split_password(url)?;
     let mut command = std::process::Command::new("psql");
     command
-        .args([
-            "--no-psqlrc",
-            "--quiet",
-            "--set",
-            "ON_ERROR_STOP=1",
-            "--dbname",
-        ])
+        .arg("--no-psqlrc")
+        .args(options)
+        .args(["--set", "ON_ERROR_STOP=1", "--dbname"])
         .arg(&address)
         .arg("--command")
         .arg(sql);
-    run_postgres_tool(command, password.as_deref(), "psql").map(drop)
+    run_postgres_tool(command, password.as_deref(), "psql")
 }
 
 /// Rows per table of a database (user tables of every schema), sorted by table name.
@@ -686,20 +688,11 @@ pub fn postgres_row_counts(url: &str) -> Result<Vec<(String, i64)>, BackupError>
         ::text FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace \
         WHERE c.relkind IN ('r', 'p') AND s.nspname NOT IN ('pg_catalog', 'information_schema') \
         AND s.nspname NOT LIKE 'pg_toast%' ORDER BY 1";
-    let (address, password) = split_password(url)?;
-    let mut command = std::process::Command::new("psql");
-    command
-        .args([
-            "--no-psqlrc",
-            "--no-align",
-            "--tuples-only",
-            "--field-separator= ",
-        ])
-        .args(["--set", "ON_ERROR_STOP=1", "--dbname"])
-        .arg(&address)
-        .arg("--command")
-        .arg(COUNTS);
-    let output = run_postgres_tool(command, password.as_deref(), "psql")?;
+    let output = psql_output(
+        url,
+        &["--no-align", "--tuples-only", "--field-separator= "],
+        COUNTS,
+    )?;
     String::from_utf8_lossy(&output)
         .lines()
         .filter(|line| !line.is_empty())
@@ -718,11 +711,7 @@ pub fn dump_row_counts(dump: &Path) -> Result<Vec<(String, i64)>, BackupError> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|error| {
-            BackupError::Database(format!(
-                "pg_restore ne démarre pas ({error}) : installez postgresql-client"
-            ))
-        })?;
+        .map_err(|error| tool_missing("pg_restore", &error))?;
     let stdout = child
         .stdout
         .take()
@@ -759,6 +748,12 @@ pub fn dump_row_counts(dump: &Path) -> Result<Vec<(String, i64)>, BackupError> {
     Ok(counts)
 }
 
+fn tool_missing(tool: &str, error: &std::io::Error) -> BackupError {
+    BackupError::Database(format!(
+        "{tool} ne démarre pas ({error}) : installez postgresql-client"
+    ))
+}
+
 fn parse_count_line(line: &str) -> Result<(String, i64), BackupError> {
     line.rsplit_once(' ')
         .and_then(|(table, count)| Some((table.to_owned(), count.trim().parse().ok()?)))
@@ -775,11 +770,9 @@ fn run_postgres_tool(
     if let Some(password) = password {
         command.env("PGPASSWORD", password);
     }
-    let output = command.output().map_err(|error| {
-        BackupError::Database(format!(
-            "{tool} ne démarre pas ({error}) : installez postgresql-client"
-        ))
-    })?;
+    let output = command
+        .output()
+        .map_err(|error| tool_missing(tool, &error))?;
     if output.status.success() {
         Ok(output.stdout)
     } else {

@@ -203,6 +203,21 @@ impl Services {
 }
 
 impl Services {
+    /// An event of the instance's chain by the operator at the console; anyone else is
+    /// refused (the operator-only actions: recovery kit, backups, restores).
+    pub(crate) fn operator_event(
+        &self,
+        caller: &Caller,
+        action: Action,
+        targets: Targets,
+        outcome: Outcome,
+    ) -> Result<Event, ServiceError> {
+        if caller.actor != Actor::Operator {
+            return Err(ServiceError::Forbidden);
+        }
+        Ok(self.audit_event(caller, ChainId::Instance, action, targets, outcome))
+    }
+
     /// Appends one audit entry that accompanies no data change (refusals, failures).
     pub(crate) async fn audit_alone(&self, event: Event) -> Result<(), ServiceError> {
         self.audited(vec![event], |_| Box::pin(async { Ok(()) }))

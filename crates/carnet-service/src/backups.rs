@@ -6,7 +6,7 @@
 //! platform administrators may look; only administrators see target addresses and the
 //! text of failures.
 
-use carnet_audit::{Action, ChainId, Outcome, Targets};
+use carnet_audit::{Action, Outcome, Targets};
 use carnet_domain::Timestamp;
 use carnet_store::BackupRunRecord;
 
@@ -69,34 +69,31 @@ impl Services {
     }
 
     /// Records one backup operation of the binary's job (or of `carnet backup run`): its
-    /// row for the monitoring page, then, for a backup and a restore drill, an event in
-    /// the instance's audit trail (a backup exports the whole instance, sealed; a drill
-    /// opens sealed records in a scratch copy). Structure and data checks read only the
-    /// repository's ciphertext and leave no event. The operator only.
+    /// row for the monitoring page and, for a backup and a restore drill, an event in the
+    /// instance's audit trail, in one transaction (a backup exports the whole instance,
+    /// sealed; a drill opens sealed records in a scratch copy). Structure and data checks
+    /// read only the repository's ciphertext and leave no event. The operator only.
     pub async fn record_backup_run(
         &self,
         caller: &Caller,
         record: &BackupRunRecord,
     ) -> Result<(), ServiceError> {
-        if caller.actor != Actor::Operator {
-            return Err(ServiceError::Forbidden);
-        }
-        self.store.record_backup_run(record).await?;
-        if !matches!(record.kind.as_str(), "backup" | "drill") {
-            return Ok(());
-        }
-        let event = self.audit_event(
-            caller,
-            ChainId::Instance,
-            Action::Backup,
-            Targets::default(),
-            if record.ok {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            },
-        );
-        self.audit_alone(event).await
+        let outcome = if record.ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        let event = self.operator_event(caller, Action::Backup, Targets::default(), outcome)?;
+        let events = if matches!(record.kind.as_str(), "backup" | "drill") {
+            vec![event]
+        } else {
+            Vec::new()
+        };
+        let record = record.clone();
+        self.audited(events, move |tx| {
+            Box::pin(async move { tx.record_backup_run(&record).await })
+        })
+        .await
     }
 
     /// Records in the instance's audit trail that one version of `document` was put back
@@ -107,19 +104,11 @@ impl Services {
         caller: &Caller,
         document: uuid::Uuid,
     ) -> Result<(), ServiceError> {
-        if caller.actor != Actor::Operator {
-            return Err(ServiceError::Forbidden);
-        }
-        let event = self.audit_event(
-            caller,
-            ChainId::Instance,
-            Action::Restored,
-            Targets {
-                document: Some(document),
-                ..Targets::default()
-            },
-            Outcome::Success,
-        );
+        let targets = Targets {
+            document: Some(document),
+            ..Targets::default()
+        };
+        let event = self.operator_event(caller, Action::Restored, targets, Outcome::Success)?;
         self.audit_alone(event).await
     }
 

@@ -138,16 +138,8 @@ impl Services {
 
     /// Records in the instance's audit trail that the recovery kit was produced.
     pub async fn record_recovery_kit(&self, caller: &Caller) -> Result<(), ServiceError> {
-        if caller.actor != Actor::Operator {
-            return Err(ServiceError::Forbidden);
-        }
-        let event = self.audit_event(
-            caller,
-            ChainId::Instance,
-            Action::Export,
-            Targets::default(),
-            Outcome::Success,
-        );
+        let event =
+            self.operator_event(caller, Action::Export, Targets::default(), Outcome::Success)?;
         self.audit_alone(event).await
     }
 

@@ -2,7 +2,8 @@
 
 use carnet_domain::Timestamp;
 
-use crate::{Store, StoreError, on_backend};
+use crate::tx::on_tx;
+use crate::{Store, StoreError, Tx, on_backend};
 
 /// One backup, check or drill outcome for one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,25 +70,11 @@ impl Store {
         Ok(())
     }
 
+    /// Records one run (in a transaction of its own; see [`Tx::record_backup_run`]).
     pub async fn record_backup_run(&self, run: &BackupRunRecord) -> Result<(), StoreError> {
-        on_backend!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO backup_runs (target, kind, started_at, finished_at, ok, snapshot, \
-                 bytes_added, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&run.target)
-            .bind(&run.kind)
-            .bind(run.started_at)
-            .bind(run.finished_at)
-            .bind(run.ok)
-            .bind(&run.snapshot)
-            .bind(run.bytes_added)
-            .bind(&run.message)
-            .execute(pool)
-            .await
-            .map_err(StoreError::from_write)?;
-        });
-        Ok(())
+        let mut tx = self.transaction().await?;
+        tx.record_backup_run(run).await?;
+        tx.commit().await
     }
 
     /// For each target and kind: the latest run, and the latest successful one (when it
@@ -121,5 +108,30 @@ impl Store {
                 },
             )
             .collect())
+    }
+}
+
+impl Tx {
+    /// Records one run in this transaction (with its audit event, when it has one).
+    pub async fn record_backup_run(&mut self, run: &BackupRunRecord) -> Result<(), StoreError> {
+        self.before_write().await?;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO backup_runs (target, kind, started_at, finished_at, ok, snapshot, \
+                 bytes_added, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&run.target)
+            .bind(&run.kind)
+            .bind(run.started_at)
+            .bind(run.finished_at)
+            .bind(run.ok)
+            .bind(&run.snapshot)
+            .bind(run.bytes_added)
+            .bind(&run.message)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
     }
 }

@@ -873,15 +873,13 @@ async fn drill_in(config: &Config, target: &Target, scratch: &Path) -> Result<St
         .map_err(|error| format!("comptes de lignes : {error}"))?;
     let found =
         stage::row_counts(&database).map_err(|error| format!("base restaurée : {error}"))?;
-    if found != expected {
-        return Err("la base restaurée n'a pas le nombre de lignes de la sauvegarde".into());
-    }
+    let tables = same_counts(&expected, &found)?;
     let (sealed, documents) = drill_open(config, scratch, String::new()).await?;
     Ok(format!(
         "sauvegarde {} restaurée : {} tables aux bons comptes, journal d'audit intact, {sealed} \
          dossier(s) ouverts avec les clés, {documents} document(s) présents",
         &restored.snapshot[..8],
-        expected.len()
+        tables
     ))
 }
 
@@ -930,6 +928,11 @@ async fn compare_postgres_counts(scratch: &Path, scratch_url: String) -> Result<
     let found = blocking(move || stage::postgres_row_counts(&scratch_url))
         .await
         .map_err(|error| format!("base restaurée : {error}"))?;
+    same_counts(&expected, &found)
+}
+
+/// The restored rows per table against those of the backup: the number of tables.
+fn same_counts(expected: &[(String, i64)], found: &[(String, i64)]) -> Result<usize, String> {
     if found != expected {
         return Err("la base restaurée n'a pas le nombre de lignes de la sauvegarde".into());
     }
