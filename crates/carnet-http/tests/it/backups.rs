@@ -91,3 +91,95 @@ async fn holders_see_each_targets_state_and_alerts_and_others_are_refused() {
         "signed out: to the sign-in page"
     );
 }
+
+/// Only the operator records backup outcomes and restored documents; a backup and a
+/// drill each add an event to the instance's trail with their row, a check adds none,
+/// and a refused caller leaves neither a row nor an event.
+#[tokio::test]
+async fn only_the_operator_records_backups_and_restores_and_they_are_audited() {
+    use carnet_service::{Actor, Caller, ServiceError};
+    let test = test_app(HttpSettings::default()).await;
+    let services = &test.state.services;
+    let run = |kind: &str| BackupRunRecord {
+        target: "disque".into(),
+        kind: kind.into(),
+        started_at: 1_000,
+        finished_at: 2_000,
+        ok: true,
+        snapshot: None,
+        bytes_added: None,
+        message: "ok".into(),
+    };
+    let document = uuid::Uuid::from_u128(0xD0C);
+    for stranger in [
+        Caller::new(Actor::Anonymous),
+        Caller::new(Actor::PlatformAdmin(carnet_domain::AdminId::from_uuid(
+            uuid::Uuid::from_u128(7),
+        ))),
+    ] {
+        let refused = services.record_backup_run(&stranger, &run("backup")).await;
+        assert!(
+            matches!(refused, Err(ServiceError::Forbidden)),
+            "{refused:?}"
+        );
+        let refused = services.record_document_restored(&stranger, document).await;
+        assert!(
+            matches!(refused, Err(ServiceError::Forbidden)),
+            "{refused:?}"
+        );
+    }
+    assert!(
+        test.store
+            .latest_backup_runs()
+            .await
+            .expect("runs")
+            .is_empty()
+    );
+    let operator = Caller::operator();
+    let trail = || async {
+        services
+            .instance_audit(&operator, &carnet_service::AuditFilter::default())
+            .await
+            .expect("trail")
+    };
+    assert!(
+        trail().await.is_empty(),
+        "nothing audited for refused callers"
+    );
+
+    for kind in ["backup", "check", "drill"] {
+        services
+            .record_backup_run(&operator, &run(kind))
+            .await
+            .expect("recorded");
+    }
+    services
+        .record_document_restored(&operator, document)
+        .await
+        .expect("recorded");
+    assert_eq!(
+        test.store.latest_backup_runs().await.expect("runs").len(),
+        3
+    );
+    let actions: Vec<(String, Option<uuid::Uuid>)> = trail()
+        .await
+        .iter()
+        .map(|entry| {
+            (
+                entry.event.action.code().to_owned(),
+                entry.event.targets.document,
+            )
+        })
+        // Reading the trail is itself audited.
+        .filter(|(action, _)| action != "audit_read")
+        .collect();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(action, _)| action == "backup")
+            .count(),
+        2
+    );
+    assert!(actions.contains(&("restored".to_owned(), Some(document))));
+}
