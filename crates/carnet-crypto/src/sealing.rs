@@ -96,15 +96,17 @@ impl SealingKey {
         out.push(SEALED_VERSION);
         out.extend_from_slice(&self.id.to_be_bytes());
         out.extend_from_slice(&nonce);
-        let mut body = plaintext.to_vec();
-        self.key
-            .seal_in_place_append_tag(
+        out.extend_from_slice(plaintext);
+        // Encrypted where it lies in the output (bulk data: one copy of the plaintext).
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(context.aad(self.id)),
-                &mut body,
+                &mut out[HEADER_LEN..],
             )
             .map_err(|_| CryptoError::Random)?;
-        out.extend_from_slice(&body);
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
@@ -114,6 +116,21 @@ impl SealingKey {
         sealed: &[u8],
         context: SealContext<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        let mut body = Zeroizing::new(sealed.to_vec());
+        let plaintext = self.open_in_place(&mut body, context)?;
+        body.copy_within(plaintext.clone(), 0);
+        body.truncate(plaintext.len());
+        Ok(body)
+    }
+
+    /// Opens a value sealed for `context` by this key where it lies (bulk data: no copy);
+    /// returns the part of `sealed` that now holds the plaintext. On an error, `sealed`
+    /// holds nothing of the plaintext.
+    pub fn open_in_place(
+        &self,
+        sealed: &mut [u8],
+        context: SealContext<'_>,
+    ) -> Result<std::ops::Range<usize>, OpenError> {
         let key_id = sealed_key_id(sealed).ok_or(OpenError::Malformed)?;
         if sealed.len() < HEADER_LEN + TAG_LEN {
             return Err(OpenError::Malformed);
@@ -123,18 +140,16 @@ impl SealingKey {
         }
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&sealed[5..HEADER_LEN]);
-        let mut body = Zeroizing::new(sealed[HEADER_LEN..].to_vec());
         let plaintext_len = self
             .key
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(context.aad(key_id)),
-                &mut body,
+                &mut sealed[HEADER_LEN..],
             )
             .map_err(|_| OpenError::Integrity)?
             .len();
-        body.truncate(plaintext_len);
-        Ok(body)
+        Ok(HEADER_LEN..HEADER_LEN + plaintext_len)
     }
 }
 
@@ -249,6 +264,33 @@ mod tests {
             Err(OpenError::WrongKey(7))
         );
         assert_eq!(key.open(&sealed[..10], CONTEXT), Err(OpenError::Malformed));
+    }
+
+    #[test]
+    fn opening_in_place_leaves_the_plaintext_in_the_buffer_or_refuses() {
+        let key = key(7, 1);
+        let sealed = key.seal(b"bulk chunk", CONTEXT, &SystemRandom).expect("seal");
+        let mut buffer = sealed.clone();
+        let plaintext = key.open_in_place(&mut buffer, CONTEXT).expect("open");
+        assert_eq!(&buffer[plaintext], b"bulk chunk");
+        let mut altered = sealed.clone();
+        *altered.last_mut().expect("tag") ^= 1;
+        assert_eq!(
+            key.open_in_place(&mut altered, CONTEXT),
+            Err(OpenError::Integrity)
+        );
+        let other_row = SealContext {
+            row: b"row-2",
+            ..CONTEXT
+        };
+        assert_eq!(
+            key.open_in_place(&mut sealed.clone(), other_row),
+            Err(OpenError::Integrity)
+        );
+        assert_eq!(
+            key.open_in_place(&mut sealed.clone()[..10], CONTEXT),
+            Err(OpenError::Malformed)
+        );
     }
 
     #[test]

@@ -195,6 +195,21 @@ pub struct SessionSummary {
     pub revoked: bool,
 }
 
+/// The session of a token's hash and its account, if both exist (whatever their state),
+/// read in `tx`.
+pub(crate) async fn session_in(
+    tx: &mut carnet_store::Tx,
+    token_hash: &[u8],
+) -> Result<Option<(SessionRecord, AccountRecord)>, StoreError> {
+    let Some(session) = tx.session_by_token_hash(token_hash).await? else {
+        return Ok(None);
+    };
+    Ok(tx
+        .account(session.account_id)
+        .await?
+        .map(|account| (session, account)))
+}
+
 pub(crate) fn auth_error(message: &str) -> ServiceError {
     ServiceError::Authentication {
         message: message.to_owned(),
@@ -751,10 +766,7 @@ impl Services {
         let loaded = self
             .read(move |tx| {
                 Box::pin(async move {
-                    let Some(session) = tx.session_by_token_hash(&token_hash).await? else {
-                        return Ok(None);
-                    };
-                    let Some(account) = tx.account(session.account_id).await? else {
+                    let Some((session, account)) = session_in(tx, &token_hash).await? else {
                         return Ok(None);
                     };
                     let grant = match session.device_id {
@@ -1230,12 +1242,34 @@ impl Services {
         &self,
         token: &str,
     ) -> Result<(SessionRecord, AccountRecord), ServiceError> {
-        let (session, account) = self
-            .load_session(token)
-            .await?
-            .ok_or_else(|| auth_error("Session inconnue : connectez-vous."))?;
+        self.live_session(self.load_session(token).await?)
+    }
+
+    /// The loaded session and its account, if the session is live (not revoked, not
+    /// expired).
+    fn live_session(
+        &self,
+        loaded: Option<(SessionRecord, AccountRecord)>,
+    ) -> Result<(SessionRecord, AccountRecord), ServiceError> {
+        let (session, account) =
+            loaded.ok_or_else(|| auth_error("Session inconnue : connectez-vous."))?;
         if session.revoked_at.is_some() || self.now() >= session.expires_at {
             return Err(auth_error("Session terminée : connectez-vous."));
+        }
+        Ok((session, account))
+    }
+
+    /// The loaded session and its account, if the session is live with both factors
+    /// verified.
+    pub(crate) fn completed_session(
+        &self,
+        loaded: Option<(SessionRecord, AccountRecord)>,
+    ) -> Result<(SessionRecord, AccountRecord), ServiceError> {
+        let (session, account) = self.live_session(loaded)?;
+        if session.second_factor_at.is_none() {
+            return Err(auth_error(
+                "Connectez-vous d'abord avec votre second facteur.",
+            ));
         }
         Ok((session, account))
     }
@@ -1248,18 +1282,8 @@ impl Services {
         token: &str,
     ) -> Result<Option<(SessionRecord, AccountRecord)>, ServiceError> {
         let token_hash = SecretToken::hash_of(token);
-        self.read(move |tx| {
-            Box::pin(async move {
-                let Some(session) = tx.session_by_token_hash(&token_hash).await? else {
-                    return Ok(None);
-                };
-                Ok(tx
-                    .account(session.account_id)
-                    .await?
-                    .map(|account| (session, account)))
-            })
-        })
-        .await
+        self.read(move |tx| Box::pin(async move { session_in(tx, &token_hash).await }))
+            .await
     }
 
     /// A live session with both factors verified (idle-locked or not: callers that serve
@@ -1268,13 +1292,7 @@ impl Services {
         &self,
         token: &str,
     ) -> Result<(SessionRecord, AccountRecord), ServiceError> {
-        let (session, account) = self.session_and_account(token).await?;
-        if session.second_factor_at.is_none() {
-            return Err(auth_error(
-                "Connectez-vous d'abord avec votre second facteur.",
-            ));
-        }
-        Ok((session, account))
+        self.completed_session(self.load_session(token).await?)
     }
 
     /// A live session whose password step is done and whose second factor is due.

@@ -62,8 +62,8 @@ impl Services {
             .read(move |tx| Box::pin(async move { tx.patient(practice_id, patient_id).await }))
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let keys = self.practice_key(scope).await?;
-        let key = self.patient_key(scope, &keys, &patient).await?;
+        let keys = scope.keys();
+        let key = self.patient_key(scope, keys, &patient).await?;
         Ok((patient, key))
     }
 

@@ -196,13 +196,16 @@ impl Services {
         session: &SessionRecord,
         practice_id: PracticeId,
     ) -> Result<bool, ServiceError> {
-        let Some(version) = session.pin_version else {
+        if session.pin_version.is_none() {
             return Ok(false);
-        };
+        }
         let current = self
             .read(move |tx| Box::pin(async move { tx.practice_pin(practice_id).await }))
             .await?;
-        Ok(current.is_some_and(|(current, _)| current == version))
+        Ok(pin_unlocked_at(
+            session,
+            current.map(|(version, _)| version),
+        ))
     }
 
     /// Whether the session of `token` has the care records unlocked.
@@ -311,4 +314,10 @@ impl Services {
         )
         .await
     }
+}
+
+/// Whether `session` has the care records unlocked when the practice's PIN is at
+/// `current_version`: the PIN of that version was typed since the last idle lock.
+pub(crate) fn pin_unlocked_at(session: &SessionRecord, current_version: Option<i64>) -> bool {
+    session.pin_version.is_some() && session.pin_version == current_version
 }

@@ -11,10 +11,12 @@
 use carnet_audit::{Action, Outcome, Targets};
 use carnet_crypto::{DataKey, SealContext};
 use carnet_domain::{
-    BirthDate, MemberId, PatientIdentity, PatientInput, PracticeId, ProfessionalIdStatus, Role,
-    Timestamp, name_prefix, normalize_name,
+    BirthDate, Member, MemberId, PatientIdentity, PatientInput, PracticeId, ProfessionalIdStatus,
+    Role, Timestamp, name_prefix, normalize_name,
 };
-use carnet_store::{IndexEntry, PatientRecord, PatientRevisionRecord, StoreError};
+use carnet_store::{
+    AccountRecord, IndexEntry, PatientRecord, PatientRevisionRecord, SessionRecord, StoreError,
+};
 use uuid::Uuid;
 
 use crate::auth::actor_of;
@@ -39,6 +41,10 @@ pub struct RecordsScope {
     practice_id: PracticeId,
     member_id: MemberId,
     caller: Caller,
+    /// The practice's keys, opened when the scope was granted (a key made by a
+    /// rotation after that is used from the next request on; older versions stay
+    /// readable, so nothing is lost).
+    keys: PracticeKeys,
 }
 
 impl RecordsScope {
@@ -54,6 +60,31 @@ impl RecordsScope {
     pub fn member_id(&self) -> MemberId {
         self.member_id
     }
+
+    /// The practice's keys.
+    pub(crate) fn keys(&self) -> &PracticeKeys {
+        &self.keys
+    }
+}
+
+/// What authorizing a records request reads, in one transaction.
+struct Gate {
+    session: Option<(SessionRecord, AccountRecord)>,
+    device: DeviceStanding,
+    /// The practice's current PIN version.
+    pin_version: Option<i64>,
+    /// The member, for the clinical level only.
+    member: Option<Member>,
+    wrapped: Vec<(i64, Vec<u8>)>,
+}
+
+/// The outcome of the records checks.
+enum Verdict {
+    Allowed {
+        member_id: MemberId,
+        wrapped: Vec<(i64, Vec<u8>)>,
+    },
+    Refused(ServiceError),
 }
 
 /// Proof that the caller may also open clinical content and documents: all of
@@ -74,6 +105,15 @@ impl ClinicalScope {
 pub(crate) struct PracticeKeys {
     current: (i64, DataKey),
     older: Vec<(i64, DataKey)>,
+}
+
+impl std::fmt::Debug for PracticeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PracticeKeys")
+            .field("current", &self.current.0)
+            .field("older", &self.older.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PracticeKeys {
@@ -299,7 +339,9 @@ impl Services {
     }
 
     /// The one authorization function for care records. Every refusal is audited (on the
-    /// practice's chain when it exists).
+    /// practice's chain when it exists). Everything it checks — session, account, device,
+    /// PIN, professional number — and the practice's wrapped keys are read in one
+    /// transaction: this runs on every records request.
     async fn records_scope(
         &self,
         caller: &Caller,
@@ -308,20 +350,21 @@ impl Services {
         level: RecordsLevel,
     ) -> Result<RecordsScope, ServiceError> {
         match self
-            .records_refusal(caller, token, practice_id, level)
+            .records_verdict(caller, token, practice_id, level)
             .await?
         {
-            None => {
-                let Actor::Member { member_id, .. } = caller.actor else {
-                    return Err(ServiceError::Forbidden);
-                };
+            Verdict::Allowed { member_id, wrapped } => {
+                let keys = self
+                    .opened_practice_keys(practice_id, caller, wrapped)
+                    .await?;
                 Ok(RecordsScope {
                     practice_id,
                     member_id,
                     caller: caller.clone(),
+                    keys,
                 })
             }
-            Some(refusal) => {
+            Verdict::Refused(refusal) => {
                 let chain = if self.store.practice(practice_id).await?.is_some() {
                     carnet_audit::ChainId::Practice(practice_id)
                 } else {
@@ -340,14 +383,16 @@ impl Services {
         }
     }
 
-    /// Why the caller may not open the practice's records at `level` (none: allowed).
-    async fn records_refusal(
+    /// Whether the caller may open the practice's records at `level`, and if so the
+    /// practice's wrapped keys. A session that is not live and complete is an error (not
+    /// a refusal), as on every signed-in request.
+    async fn records_verdict(
         &self,
         caller: &Caller,
         token: &str,
         practice_id: PracticeId,
         level: RecordsLevel,
-    ) -> Result<Option<ServiceError>, ServiceError> {
+    ) -> Result<Verdict, ServiceError> {
         let Actor::Member {
             practice_id: own,
             member_id,
@@ -355,35 +400,66 @@ impl Services {
         } = caller.actor
         else {
             // The platform side and anonymous callers never open care records.
-            return Ok(Some(ServiceError::Forbidden));
+            return Ok(Verdict::Refused(ServiceError::Forbidden));
         };
         if own != practice_id {
-            return Ok(Some(ServiceError::Forbidden));
+            return Ok(Verdict::Refused(ServiceError::Forbidden));
         }
-        let (session, account) = self.complete_session(token).await?;
-        if actor_of(&account) != caller.actor
-            || self.session_device_standing(&session).await? != DeviceStanding::Approved
-        {
-            return Ok(Some(ServiceError::Forbidden));
+        let clinical = level == RecordsLevel::Clinical;
+        if clinical && role == Role::Staff {
+            return Ok(Verdict::Refused(ServiceError::Forbidden));
         }
-        if !self.pin_unlocked(&session, practice_id).await? {
-            return Ok(Some(ServiceError::PinRequired));
+        let token_hash = carnet_crypto::SecretToken::hash_of(token);
+        let gate = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    let session = crate::auth::session_in(tx, &token_hash).await?;
+                    let grant = match session.as_ref().and_then(|(session, _)| {
+                        session.device_id.map(|device| (device, session.account_id))
+                    }) {
+                        Some((device, account)) => tx.grant(device, account).await?,
+                        None => None,
+                    };
+                    let pin_version = tx
+                        .practice_pin(practice_id)
+                        .await?
+                        .map(|(version, _)| version);
+                    let member = if clinical {
+                        tx.member(practice_id, member_id).await?
+                    } else {
+                        None
+                    };
+                    let wrapped = tx.practice_keys(practice_id).await?;
+                    Ok(Gate {
+                        session,
+                        device: crate::devices::standing_of(
+                            grant.as_ref().map(|grant| grant.state.as_str()),
+                        ),
+                        pin_version,
+                        member,
+                        wrapped,
+                    })
+                })
+            })
+            .await?;
+        let (session, account) = self.completed_session(gate.session)?;
+        if actor_of(&account) != caller.actor || gate.device != DeviceStanding::Approved {
+            return Ok(Verdict::Refused(ServiceError::Forbidden));
         }
-        if level == RecordsLevel::Clinical {
-            if role == Role::Staff {
-                return Ok(Some(ServiceError::Forbidden));
-            }
-            let member = self
-                .read(move |tx| Box::pin(async move { tx.member(practice_id, member_id).await }))
-                .await?;
-            let validated = member.is_some_and(|member| {
+        if !crate::pin::pin_unlocked_at(&session, gate.pin_version) {
+            return Ok(Verdict::Refused(ServiceError::PinRequired));
+        }
+        if clinical
+            && !gate.member.is_some_and(|member| {
                 member.professional_id_state.status() == ProfessionalIdStatus::Validated
-            });
-            if !validated {
-                return Ok(Some(ServiceError::Forbidden));
-            }
+            })
+        {
+            return Ok(Verdict::Refused(ServiceError::Forbidden));
         }
-        Ok(None)
+        Ok(Verdict::Allowed {
+            member_id,
+            wrapped: gate.wrapped,
+        })
     }
 
     /// Whether the member holding `scope` would get the clinical capability (their role
@@ -422,15 +498,6 @@ impl Services {
         Ok(member.name.as_str().to_owned())
     }
 
-    /// The practice's keys (the first made on first use).
-    pub(crate) async fn practice_key(
-        &self,
-        scope: &RecordsScope,
-    ) -> Result<PracticeKeys, ServiceError> {
-        self.practice_key_for(scope.practice_id, &scope.caller)
-            .await
-    }
-
     /// The practice's current key (made on first use), with its version; `caller` is who
     /// an integrity failure is audited against.
     pub(crate) async fn practice_key_for(
@@ -438,25 +505,37 @@ impl Services {
         practice_id: PracticeId,
         caller: &Caller,
     ) -> Result<PracticeKeys, ServiceError> {
-        let read = || async {
-            self.read(move |tx| Box::pin(async move { tx.practice_keys(practice_id).await }))
-                .await
-        };
-        let mut keys = read().await?;
-        if keys.is_empty() {
-            let wrapped = self.new_wrapped_practice_key(practice_id, FIRST_PRACTICE_KEY)?;
+        let wrapped = self
+            .read(move |tx| Box::pin(async move { tx.practice_keys(practice_id).await }))
+            .await?;
+        self.opened_practice_keys(practice_id, caller, wrapped)
+            .await
+    }
+
+    /// Opens the practice's wrapped keys (newest first), making the first one if there
+    /// is none yet; a key that does not open is audited as an integrity failure.
+    async fn opened_practice_keys(
+        &self,
+        practice_id: PracticeId,
+        caller: &Caller,
+        mut wrapped: Vec<(i64, Vec<u8>)>,
+    ) -> Result<PracticeKeys, ServiceError> {
+        if wrapped.is_empty() {
+            let first = self.new_wrapped_practice_key(practice_id, FIRST_PRACTICE_KEY)?;
             let now = self.now();
             self.audited(Vec::new(), move |tx| {
                 Box::pin(async move {
-                    tx.insert_practice_key(practice_id, FIRST_PRACTICE_KEY, &wrapped, now)
+                    tx.insert_practice_key(practice_id, FIRST_PRACTICE_KEY, &first, now)
                         .await
                 })
             })
             .await?;
-            keys = read().await?;
+            wrapped = self
+                .read(move |tx| Box::pin(async move { tx.practice_keys(practice_id).await }))
+                .await?;
         }
-        let mut opened = Vec::with_capacity(keys.len());
-        for (version, wrapped) in keys {
+        let mut opened = Vec::with_capacity(wrapped.len());
+        for (version, wrapped) in wrapped {
             let row = practice_key_row(practice_id, version);
             match DataKey::unwrap(
                 &self.auth.records_kek,
@@ -583,7 +662,7 @@ impl Services {
     ) -> Result<PatientView, ServiceError> {
         let identity = PatientIdentity::check(input, self.today())
             .map_err(|error| ServiceError::invalid("identity", &error))?;
-        let keys = self.practice_key(scope).await?;
+        let keys = scope.keys();
         let now = self.now();
         let practice_id = scope.practice_id;
         let created_by = *scope.member_id.as_uuid();
@@ -662,26 +741,19 @@ impl Services {
     ) -> Result<PatientView, ServiceError> {
         let practice_id = scope.practice_id;
         let event = self.records_event(scope, Action::RecordRead, Some(patient_id));
-        let loaded = self
+        let (patient, revision) = self
             .audited(vec![event], move |tx| {
                 Box::pin(async move {
-                    let Some(patient) = tx.patient(practice_id, patient_id).await? else {
-                        // Unknown here: the job fails alone, its audit entry with it.
-                        return Err(StoreError::MissingReference);
-                    };
-                    let revision = tx.current_revision(practice_id, patient_id).await?;
-                    Ok((patient, revision))
+                    // Unknown here: the job fails alone (not found), its audit entry with it.
+                    tx.patient_with_revision(practice_id, patient_id)
+                        .await?
+                        .ok_or(StoreError::MissingReference)
                 })
             })
-            .await;
-        let (patient, revision) = match loaded {
-            Ok((patient, Some(revision))) => (patient, revision),
-            Ok((_, None)) | Err(ServiceError::NotFound) => return Err(ServiceError::NotFound),
-            Err(error) => return Err(error),
-        };
-        let keys = self.practice_key(scope).await?;
+            .await?;
+        let keys = scope.keys();
         let identity = self
-            .open_identity(scope, &keys, &patient, &revision)
+            .open_identity(scope, keys, &patient, &revision)
             .await?;
         Ok(PatientView {
             id: patient.id,
@@ -714,8 +786,8 @@ impl Services {
             .read(move |tx| Box::pin(async move { tx.patient(practice_id, patient_id).await }))
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let keys = self.practice_key(scope).await?;
-        let patient_key = self.patient_key(scope, &keys, &patient).await?;
+        let keys = scope.keys();
+        let patient_key = self.patient_key(scope, keys, &patient).await?;
         // The indexes follow the practice key version the patient is wrapped with.
         let index_key = keys
             .of(patient.key_version)
@@ -780,10 +852,10 @@ impl Services {
             Err(ServiceError::NotFound) => return Err(ServiceError::NotFound),
             other => other?,
         };
-        let keys = self.practice_key(scope).await?;
+        let keys = scope.keys();
         let mut history = Vec::with_capacity(revisions.len());
         for revision in &revisions {
-            let identity = self.open_identity(scope, &keys, &patient, revision).await?;
+            let identity = self.open_identity(scope, keys, &patient, revision).await?;
             history.push(PatientRevisionView {
                 number: revision.number,
                 identity,
@@ -803,7 +875,7 @@ impl Services {
         scope: &RecordsScope,
         query: &PatientQuery,
     ) -> Result<Vec<PatientView>, ServiceError> {
-        let keys = self.practice_key(scope).await?;
+        let keys = scope.keys();
         let birth_date = query
             .birth_date
             .as_deref()
@@ -863,7 +935,7 @@ impl Services {
             .await?;
         let mut matches = Vec::new();
         for (patient, revision) in &candidates {
-            let identity = self.open_identity(scope, &keys, patient, revision).await?;
+            let identity = self.open_identity(scope, keys, patient, revision).await?;
             let fits = match (&nir, &name) {
                 (Some(nir), _) => identity.nir.as_deref() == Some(nir.as_str()),
                 (None, Some(name)) => {

@@ -75,6 +75,33 @@ type CandidateRow = (
     Uuid,
 );
 
+/// The columns of a [`CandidateRow`]: patient `p`, revision `r`.
+const CANDIDATES: &str = "SELECT p.id, p.key_version, p.wrapped_key, p.created_at, \
+     p.last_care_at, r.id, r.number, r.sealed_identity, r.created_at, r.created_by";
+
+/// Joins patient `p` to its current revision `r`.
+const CURRENT_REVISION: &str = "JOIN patient_revisions r ON r.patient_id = p.id AND r.number = \
+     (SELECT MAX(number) FROM patient_revisions WHERE patient_id = p.id)";
+
+fn candidate_of(
+    practice_id: PracticeId,
+    row: CandidateRow,
+) -> (PatientRecord, PatientRevisionRecord) {
+    let (id, key_version, wrapped_key, created_at, last_care_at) =
+        (row.0, row.1, row.2, row.3, row.4);
+    (
+        patient_of((
+            id,
+            *practice_id.as_uuid(),
+            key_version,
+            wrapped_key,
+            created_at,
+            last_care_at,
+        )),
+        revision_of((row.5, id, row.6, row.7, row.8, row.9)),
+    )
+}
+
 fn revision_of(row: RevisionRow) -> PatientRevisionRecord {
     let (id, patient_id, number, sealed_identity, created_at, created_by) = row;
     PatientRevisionRecord {
@@ -177,6 +204,26 @@ impl Tx {
         })
     }
 
+    /// The patient, if it belongs to `practice_id`, with its current revision (one
+    /// statement: this runs on every record read).
+    pub async fn patient_with_revision(
+        &mut self,
+        practice_id: PracticeId,
+        patient_id: Uuid,
+    ) -> Result<Option<(PatientRecord, PatientRevisionRecord)>, StoreError> {
+        let sql = format!(
+            "{CANDIDATES} FROM patients p {CURRENT_REVISION} WHERE p.practice_id = $1 AND p.id = $2"
+        );
+        on_tx!(self, |conn| {
+            let row: Option<CandidateRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(practice_id.as_uuid())
+                .bind(patient_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row.map(|row| candidate_of(practice_id, row)))
+        })
+    }
+
     /// The practice's patients whose indexes hold `(field, digest)`, each with its
     /// current revision.
     pub async fn patients_by_index(
@@ -185,39 +232,22 @@ impl Tx {
         field: &str,
         digest: &[u8],
     ) -> Result<Vec<(PatientRecord, PatientRevisionRecord)>, StoreError> {
+        let sql = format!(
+            "{CANDIDATES} FROM patient_index i \
+             JOIN patients p ON p.id = i.patient_id AND p.practice_id = i.practice_id \
+             {CURRENT_REVISION} \
+             WHERE i.practice_id = $1 AND i.field = $2 AND i.digest = $3 ORDER BY p.id"
+        );
         on_tx!(self, |conn| {
-            let rows: Vec<CandidateRow> = sqlx::query_as(
-                "SELECT p.id, p.key_version, p.wrapped_key, p.created_at, p.last_care_at, \
-                     r.id, r.number, r.sealed_identity, r.created_at, r.created_by \
-                     FROM patient_index i \
-                     JOIN patients p ON p.id = i.patient_id AND p.practice_id = i.practice_id \
-                     JOIN patient_revisions r ON r.patient_id = p.id AND r.number = \
-                       (SELECT MAX(number) FROM patient_revisions WHERE patient_id = p.id) \
-                     WHERE i.practice_id = $1 AND i.field = $2 AND i.digest = $3 \
-                     ORDER BY p.id",
-            )
-            .bind(practice_id.as_uuid())
-            .bind(field)
-            .bind(digest)
-            .fetch_all(&mut *conn)
-            .await?;
+            let rows: Vec<CandidateRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(practice_id.as_uuid())
+                .bind(field)
+                .bind(digest)
+                .fetch_all(&mut *conn)
+                .await?;
             Ok(rows
                 .into_iter()
-                .map(|row| {
-                    let (id, key_version, wrapped_key, created_at, last_care_at) =
-                        (row.0, row.1, row.2, row.3, row.4);
-                    (
-                        patient_of((
-                            id,
-                            *practice_id.as_uuid(),
-                            key_version,
-                            wrapped_key,
-                            created_at,
-                            last_care_at,
-                        )),
-                        revision_of((row.5, id, row.6, row.7, row.8, row.9)),
-                    )
-                })
+                .map(|row| candidate_of(practice_id, row))
                 .collect())
         })
     }
