@@ -269,7 +269,9 @@ mod tests {
     #[test]
     fn opening_in_place_leaves_the_plaintext_in_the_buffer_or_refuses() {
         let key = key(7, 1);
-        let sealed = key.seal(b"bulk chunk", CONTEXT, &SystemRandom).expect("seal");
+        let sealed = key
+            .seal(b"bulk chunk", CONTEXT, &SystemRandom)
+            .expect("seal");
         let mut buffer = sealed.clone();
         let plaintext = key.open_in_place(&mut buffer, CONTEXT).expect("open");
         assert_eq!(&buffer[plaintext], b"bulk chunk");

@@ -300,6 +300,7 @@ impl Blobs {
                 tokio::fs::rename(&temporary, to)
                     .await
                     .map_err(|error| failed(&error))?;
+                sync_parent(to).await.map_err(|error| failed(&error))?;
                 Ok(size)
             }
             Err(error) => {
@@ -353,6 +354,10 @@ impl Blobs {
                 }
                 .await;
                 let _ = tokio::fs::remove_file(&temporary).await;
+                let written = match written {
+                    Ok(()) => sync_parent(&path).await,
+                    Err(error) => Err(error),
+                };
                 match written {
                     Ok(()) => Ok(Stored::Written),
                     Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -400,6 +405,15 @@ pub enum Stored {
     },
 }
 
+/// Syncs the directory holding `path`, so a name just given to a file survives a crash.
+async fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    tokio::fs::File::open(directory).await?.sync_all().await
+}
+
 /// A blob being written.
 pub(crate) enum BlobWriter {
     Local {
@@ -443,6 +457,11 @@ impl BlobWriter {
                     return Err(unavailable(&error));
                 }
                 tokio::fs::rename(&temporary, &path)
+                    .await
+                    .map_err(|error| unavailable(&error))?;
+                // The new name is durable only once its directory is: before the
+                // document's row commits, a crash must not lose the blob it names.
+                sync_parent(&path)
                     .await
                     .map_err(|error| unavailable(&error))
             }

@@ -752,9 +752,7 @@ impl Services {
             })
             .await?;
         let keys = scope.keys();
-        let identity = self
-            .open_identity(scope, keys, &patient, &revision)
-            .await?;
+        let identity = self.open_identity(scope, keys, &patient, &revision).await?;
         Ok(PatientView {
             id: patient.id,
             revision: revision.number,
