@@ -29,6 +29,22 @@ impl FromRequestParts<AppState> for AnyCaller {
     }
 }
 
+/// The request's session, as the session layer found it active (the records
+/// capabilities are asked with it); without one, 401.
+pub struct Active(pub carnet_service::ActiveSession);
+
+impl<S: Send + Sync> FromRequestParts<S> for Active {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<carnet_service::ActiveSession>()
+            .map(|active| Self(active.clone()))
+            .ok_or_else(ApiError::unauthenticated)
+    }
+}
+
 /// The session cookie's token; without one, 401.
 pub struct Token(pub String);
 

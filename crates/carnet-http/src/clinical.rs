@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::{ApiJson, Authenticated, id_param, practice_id};
-use crate::auth::Token;
+use crate::auth::Active;
 use crate::error::ErrorEnvelope;
 use crate::{ApiError, AppState};
 
@@ -84,12 +84,12 @@ impl From<ClinicalView> for EntryBody {
 pub(crate) async fn scope_of(
     state: &AppState,
     caller: &carnet_service::Caller,
-    token: &str,
+    active: &carnet_service::ActiveSession,
     practice: &str,
 ) -> Result<ClinicalScope, ApiError> {
     Ok(state
         .services
-        .authorize_clinical(caller, token, practice_id(practice)?)
+        .authorize_clinical(caller, active, practice_id(practice)?)
         .await?)
 }
 
@@ -108,11 +108,11 @@ pub(crate) async fn scope_of(
 pub async fn timeline(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient)): Path<(String, String)>,
 ) -> Result<Json<Vec<EntryBody>>, ApiError> {
     let patient = id_param(&patient, "patient_id")?;
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let entries = state.services.clinical_timeline(&scope, patient).await?;
     Ok(Json(entries.into_iter().map(EntryBody::from).collect()))
 }
@@ -133,12 +133,12 @@ pub async fn timeline(
 pub async fn add(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient)): Path<(String, String)>,
     ApiJson(body): ApiJson<NewEntry>,
 ) -> Result<(StatusCode, Json<EntryBody>), ApiError> {
     let patient = id_param(&patient, "patient_id")?;
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let content = body.content.into_content()?;
     let added = state
         .services
@@ -166,13 +166,13 @@ pub async fn add(
 pub async fn revise(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient, entry)): Path<(String, String, String)>,
     ApiJson(body): ApiJson<EntryChange>,
 ) -> Result<Json<EntryBody>, ApiError> {
     let patient = id_param(&patient, "patient_id")?;
     let entry = id_param(&entry, "entry_id")?;
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let content = body.content.into_content()?;
     let revised = state
         .services
@@ -198,12 +198,12 @@ pub async fn revise(
 pub async fn history(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient, entry)): Path<(String, String, String)>,
 ) -> Result<Json<Vec<EntryBody>>, ApiError> {
     let patient = id_param(&patient, "patient_id")?;
     let entry = id_param(&entry, "entry_id")?;
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let history = state
         .services
         .clinical_history(&scope, patient, entry)

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{Authenticated, id_param};
-use crate::auth::Token;
+use crate::auth::Active;
 use crate::clinical::scope_of;
 use crate::error::ErrorEnvelope;
 use crate::{ApiError, AppState};
@@ -60,7 +60,7 @@ pub struct ContentParams {
 async fn upload(
     state: &AppState,
     caller: &carnet_service::Caller,
-    token: &str,
+    active: &carnet_service::ActiveSession,
     ids: (&str, &str, Option<&str>),
     name: &str,
     body: Body,
@@ -70,7 +70,7 @@ async fn upload(
     let document = document
         .map(|document| id_param(document, "document_id"))
         .transpose()?;
-    let scope = scope_of(state, caller, token, practice).await?;
+    let scope = scope_of(state, caller, active, practice).await?;
     let stored = state
         .services
         .upload_document(
@@ -103,7 +103,7 @@ async fn upload(
 pub async fn add(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient)): Path<(String, String)>,
     Query(params): Query<UploadParams>,
     body: Body,
@@ -111,7 +111,7 @@ pub async fn add(
     upload(
         &state,
         &caller,
-        &token,
+        &active,
         (&practice, &patient, None),
         &params.name,
         body,
@@ -134,11 +134,11 @@ pub async fn add(
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient)): Path<(String, String)>,
 ) -> Result<Json<Vec<DocumentBody>>, ApiError> {
     let patient = id_param(&patient, "patient_id")?;
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let listed = state.services.documents(&scope, patient, None).await?;
     Ok(Json(listed.into_iter().map(DocumentBody::from).collect()))
 }
@@ -163,7 +163,7 @@ pub async fn list(
 pub async fn add_version(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient, document)): Path<(String, String, String)>,
     Query(params): Query<UploadParams>,
     body: Body,
@@ -171,7 +171,7 @@ pub async fn add_version(
     upload(
         &state,
         &caller,
-        &token,
+        &active,
         (&practice, &patient, Some(&document)),
         &params.name,
         body,
@@ -196,12 +196,12 @@ pub async fn add_version(
 pub async fn versions(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient, document)): Path<(String, String, String)>,
 ) -> Result<Json<Vec<DocumentBody>>, ApiError> {
     let patient = id_param(&patient, "patient_id")?;
     let document = id_param(&document, "document_id")?;
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let listed = state
         .services
         .documents(&scope, patient, Some(document))
@@ -227,13 +227,13 @@ pub async fn versions(
 pub async fn content(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient, document)): Path<(String, String, String)>,
     Query(params): Query<ContentParams>,
 ) -> Result<Response, ApiError> {
     let patient = id_param(&patient, "patient_id")?;
     let document = id_param(&document, "document_id")?;
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let file = state
         .services
         .download_document(&scope, patient, document, params.version)

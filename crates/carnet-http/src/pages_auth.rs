@@ -183,6 +183,8 @@ impl FromRequestParts<AppState> for FlowContext {
 pub struct SignedIn {
     pub(crate) caller: Caller,
     pub(crate) token: String,
+    /// The session as found active (the records capabilities are asked with it).
+    pub(crate) active: carnet_service::ActiveSession,
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -196,8 +198,16 @@ impl FromRequestParts<AppState> for SignedIn {
             .extensions
             .get::<SessionToken>()
             .map(|token| token.0.clone());
-        match (caller_of(parts, &state.settings), token) {
-            (Some(caller), Some(token)) => Ok(Self { caller, token }),
+        let active = parts
+            .extensions
+            .get::<carnet_service::ActiveSession>()
+            .cloned();
+        match (caller_of(parts, &state.settings), token, active) {
+            (Some(caller), Some(token), Some(active)) => Ok(Self {
+                caller,
+                token,
+                active,
+            }),
             _ => Err(match parts.extensions.get::<SessionProblem>() {
                 Some(SessionProblem::Locked) => lock_screen(parts.uri.path(), ""),
                 Some(SessionProblem::SecondFactorRequired) => {

@@ -35,7 +35,7 @@ async fn records_scope(
     let practice = practice_id(practice).map_err(IntoResponse::into_response)?;
     state
         .services
-        .authorize_records(&signed_in.caller, &signed_in.token, practice)
+        .authorize_records(&signed_in.caller, &signed_in.active, practice)
         .await
         .map_err(refusal)
 }
@@ -72,7 +72,7 @@ async fn clinical_page_scope(
     let item_id = id_param(item, "id").map_err(|_| refusal(ServiceError::NotFound))?;
     let clinical = state
         .services
-        .authorize_clinical(&signed_in.caller, &signed_in.token, scope.practice_id())
+        .authorize_clinical(&signed_in.caller, &signed_in.active, scope.practice_id())
         .await
         .map_err(refusal)?;
     Ok((scope, clinical, patient_id, item_id))
@@ -692,7 +692,7 @@ async fn patient_page(
         let loaded = async {
             let clinical_scope = state
                 .services
-                .authorize_clinical(&signed_in.caller, &signed_in.token, scope.practice_id())
+                .authorize_clinical(&signed_in.caller, &signed_in.active, scope.practice_id())
                 .await?;
             let entries = state
                 .services
@@ -985,7 +985,7 @@ async fn add_entry(
         let patient_id = id_param(patient, "patient_id").map_err(|_| ServiceError::NotFound)?;
         let scope = state
             .services
-            .authorize_clinical(&signed_in.caller, &signed_in.token, practice_id)
+            .authorize_clinical(&signed_in.caller, &signed_in.active, practice_id)
             .await?;
         state
             .services

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{ApiJson, Authenticated, id_param, practice_id};
-use crate::auth::Token;
+use crate::auth::Active;
 use crate::error::ErrorEnvelope;
 use crate::{ApiError, AppState};
 
@@ -162,12 +162,12 @@ pub struct SearchParams {
 async fn scope_of(
     state: &AppState,
     caller: &carnet_service::Caller,
-    token: &str,
+    active: &carnet_service::ActiveSession,
     practice: &str,
 ) -> Result<RecordsScope, ApiError> {
     Ok(state
         .services
-        .authorize_records(caller, token, practice_id(practice)?)
+        .authorize_records(caller, active, practice_id(practice)?)
         .await?)
 }
 
@@ -183,11 +183,11 @@ async fn scope_of(
 pub async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path(practice): Path<String>,
     ApiJson(body): ApiJson<IdentityBody>,
 ) -> Result<(StatusCode, Json<PatientBody>), ApiError> {
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let created = state
         .services
         .create_patient(&scope, &PatientInput::from(body))
@@ -206,11 +206,11 @@ pub async fn create(
 pub async fn search(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path(practice): Path<String>,
     Query(params): Query<SearchParams>,
 ) -> Result<Json<Vec<PatientBody>>, ApiError> {
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let found = state
         .services
         .search_patients(
@@ -240,11 +240,11 @@ pub async fn search(
 pub async fn read(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient)): Path<(String, String)>,
 ) -> Result<Json<PatientBody>, ApiError> {
     let patient = id_param(&patient, "patient_id")?;
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     Ok(Json(state.services.patient(&scope, patient).await?.into()))
 }
 
@@ -265,12 +265,12 @@ pub async fn read(
 pub async fn change(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient)): Path<(String, String)>,
     ApiJson(body): ApiJson<PatientChange>,
 ) -> Result<Json<PatientBody>, ApiError> {
     let patient = id_param(&patient, "patient_id")?;
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let changed = state
         .services
         .update_patient(
@@ -298,11 +298,11 @@ pub async fn change(
 pub async fn history(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path((practice, patient)): Path<(String, String)>,
 ) -> Result<Json<Vec<RevisionBody>>, ApiError> {
     let patient = id_param(&patient, "patient_id")?;
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let history = state.services.patient_history(&scope, patient).await?;
     Ok(Json(history.into_iter().map(RevisionBody::from).collect()))
 }
@@ -332,7 +332,7 @@ pub struct ImportBody {
 pub async fn import(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Token(token): Token,
+    Active(active): Active,
     Path(practice): Path<String>,
     Query(params): Query<ImportParams>,
     body: axum::body::Body,
@@ -348,7 +348,7 @@ pub async fn import(
             ));
         }
     };
-    let scope = scope_of(&state, &caller, &token, &practice).await?;
+    let scope = scope_of(&state, &caller, &active, &practice).await?;
     let limit = usize::try_from(state.settings.document_max_bytes).unwrap_or(usize::MAX);
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::from(carnet_service::ServiceError::TooLarge {

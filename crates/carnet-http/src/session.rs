@@ -139,7 +139,12 @@ pub async fn resolve_session(
             .map(|device| device.0);
         let resolved = state.services.resolve_session(&token, certified).await;
         match resolved {
-            Ok(SessionState::Active { actor, device, .. }) => {
+            Ok(SessionState::Active {
+                actor,
+                device,
+                active,
+                ..
+            }) => {
                 let path = request.uri().path();
                 let allowed = device == carnet_service::DeviceStanding::Approved
                     || PENDING_DEVICE_PATHS
@@ -147,6 +152,7 @@ pub async fn resolve_session(
                         .any(|prefix| path.starts_with(prefix));
                 if allowed {
                     request.extensions_mut().insert(actor);
+                    request.extensions_mut().insert(active);
                 } else {
                     request
                         .extensions_mut()

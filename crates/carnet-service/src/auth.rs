@@ -154,6 +154,8 @@ pub enum SessionState {
         session_id: Uuid,
         account_id: Uuid,
         device: crate::DeviceStanding,
+        /// What was read to decide so, for the capabilities this request may ask.
+        active: ActiveSession,
     },
     /// The session's device was blocked: the browser must forget everything of Carnet.
     DeviceBlocked,
@@ -173,6 +175,44 @@ pub enum SessionState {
     },
     /// Unknown, forged, expired or revoked: sign in again.
     Invalid,
+}
+
+/// A session found active at the start of a request (live, both factors verified, not
+/// idle-locked, password current), with its account and its device's standing as read
+/// then. Only [`Services::resolve_session`] makes one; the records capabilities are
+/// granted from it (and from what they read themselves: PIN, professional number), so a
+/// records request reads the session once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ActiveSession(Arc<ActiveParts>);
+
+#[derive(PartialEq, Eq)]
+struct ActiveParts {
+    session: SessionRecord,
+    account: AccountRecord,
+    device: crate::DeviceStanding,
+}
+
+impl ActiveSession {
+    pub(crate) fn session(&self) -> &SessionRecord {
+        &self.0.session
+    }
+
+    pub(crate) fn account(&self) -> &AccountRecord {
+        &self.0.account
+    }
+
+    pub(crate) fn device(&self) -> crate::DeviceStanding {
+        self.0.device
+    }
+}
+
+impl std::fmt::Debug for ActiveSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveSession")
+            .field("session", &self.0.session.id)
+            .field("device", &self.0.device)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A TOTP enrolment in progress: what the person types into an authenticator app.
@@ -197,7 +237,7 @@ pub struct SessionSummary {
 
 /// The session of a token's hash and its account, if both exist (whatever their state),
 /// read in `tx`.
-pub(crate) async fn session_in(
+async fn session_in(
     tx: &mut carnet_store::Tx,
     token_hash: &[u8],
 ) -> Result<Option<(SessionRecord, AccountRecord)>, StoreError> {
@@ -811,8 +851,9 @@ impl Services {
         let session_id = session.id;
         if now.unix_millis() - session.last_seen_at.unix_millis() > TOUCH_EVERY_MILLIS {
             session.last_seen_at = now;
+            let touched = session.clone();
             self.committer
-                .run(move |tx| Box::pin(async move { tx.update_session(&session).await }))
+                .run(move |tx| Box::pin(async move { tx.update_session(&touched).await }))
                 .await?;
         }
         if self.password_expired(&account, now) {
@@ -827,6 +868,11 @@ impl Services {
             session_id,
             account_id: account.id,
             device,
+            active: ActiveSession(Arc::new(ActiveParts {
+                session,
+                account,
+                device,
+            })),
         })
     }
 
@@ -1261,7 +1307,7 @@ impl Services {
 
     /// The loaded session and its account, if the session is live with both factors
     /// verified.
-    pub(crate) fn completed_session(
+    fn completed_session(
         &self,
         loaded: Option<(SessionRecord, AccountRecord)>,
     ) -> Result<(SessionRecord, AccountRecord), ServiceError> {

@@ -32,7 +32,9 @@ use carnet_store::{BoxFuture, GroupCommitter, Store, StoreError, Tx};
 pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
 pub use admin::{SETUP_LINK_VALIDITY, SetupLink};
 pub use audit::{AuditFilter, ChainReport};
-pub use auth::{AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEnrolment};
+pub use auth::{
+    ActiveSession, AuthSettings, IssuedSession, SessionState, SessionSummary, TotpEnrolment,
+};
 pub use backups::{BackupPlan, BackupRun, BackupTargetStatus};
 pub use blobs::{Blobs, BlobsError, S3Settings, Stored, is_blob_name};
 pub use clinical::ClinicalView;

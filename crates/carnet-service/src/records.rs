@@ -14,13 +14,11 @@ use carnet_domain::{
     BirthDate, Member, MemberId, PatientIdentity, PatientInput, PracticeId, ProfessionalIdStatus,
     Role, Timestamp, name_prefix, normalize_name,
 };
-use carnet_store::{
-    AccountRecord, IndexEntry, PatientRecord, PatientRevisionRecord, SessionRecord, StoreError,
-};
+use carnet_store::{IndexEntry, PatientRecord, PatientRevisionRecord, StoreError};
 use uuid::Uuid;
 
 use crate::auth::actor_of;
-use crate::{Actor, Caller, DeviceStanding, ServiceError, Services};
+use crate::{ActiveSession, Actor, Caller, DeviceStanding, ServiceError, Services};
 
 /// What a capability over a practice's records allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,8 +67,6 @@ impl RecordsScope {
 
 /// What authorizing a records request reads, in one transaction.
 struct Gate {
-    session: Option<(SessionRecord, AccountRecord)>,
-    device: DeviceStanding,
     /// The practice's current PIN version.
     pin_version: Option<i64>,
     /// The member, for the clinical level only.
@@ -319,10 +315,10 @@ impl Services {
     pub async fn authorize_records(
         &self,
         caller: &Caller,
-        token: &str,
+        session: &ActiveSession,
         practice_id: PracticeId,
     ) -> Result<RecordsScope, ServiceError> {
-        self.records_scope(caller, token, practice_id, RecordsLevel::Administrative)
+        self.records_scope(caller, session, practice_id, RecordsLevel::Administrative)
             .await
     }
 
@@ -330,27 +326,28 @@ impl Services {
     pub async fn authorize_clinical(
         &self,
         caller: &Caller,
-        token: &str,
+        session: &ActiveSession,
         practice_id: PracticeId,
     ) -> Result<ClinicalScope, ServiceError> {
-        self.records_scope(caller, token, practice_id, RecordsLevel::Clinical)
+        self.records_scope(caller, session, practice_id, RecordsLevel::Clinical)
             .await
             .map(ClinicalScope)
     }
 
     /// The one authorization function for care records. Every refusal is audited (on the
-    /// practice's chain when it exists). Everything it checks — session, account, device,
-    /// PIN, professional number — and the practice's wrapped keys are read in one
-    /// transaction: this runs on every records request.
+    /// practice's chain when it exists). The session, its account and its device's
+    /// standing are those the request was found active with (read once per request);
+    /// the PIN, the professional number and the practice's wrapped keys are read here,
+    /// in one transaction: this runs on every records request.
     async fn records_scope(
         &self,
         caller: &Caller,
-        token: &str,
+        session: &ActiveSession,
         practice_id: PracticeId,
         level: RecordsLevel,
     ) -> Result<RecordsScope, ServiceError> {
         match self
-            .records_verdict(caller, token, practice_id, level)
+            .records_verdict(caller, session, practice_id, level)
             .await?
         {
             Verdict::Allowed { member_id, wrapped } => {
@@ -383,13 +380,12 @@ impl Services {
         }
     }
 
-    /// Whether the caller may open the practice's records at `level`, and if so the
-    /// practice's wrapped keys. A session that is not live and complete is an error (not
-    /// a refusal), as on every signed-in request.
+    /// Whether the caller, in `active`, may open the practice's records at `level`, and
+    /// if so the practice's wrapped keys.
     async fn records_verdict(
         &self,
         caller: &Caller,
-        token: &str,
+        active: &ActiveSession,
         practice_id: PracticeId,
         level: RecordsLevel,
     ) -> Result<Verdict, ServiceError> {
@@ -402,24 +398,19 @@ impl Services {
             // The platform side and anonymous callers never open care records.
             return Ok(Verdict::Refused(ServiceError::Forbidden));
         };
-        if own != practice_id {
+        if own != practice_id
+            || actor_of(active.account()) != caller.actor
+            || active.device() != DeviceStanding::Approved
+        {
             return Ok(Verdict::Refused(ServiceError::Forbidden));
         }
         let clinical = level == RecordsLevel::Clinical;
         if clinical && role == Role::Staff {
             return Ok(Verdict::Refused(ServiceError::Forbidden));
         }
-        let token_hash = carnet_crypto::SecretToken::hash_of(token);
         let gate = self
             .read(move |tx| {
                 Box::pin(async move {
-                    let session = crate::auth::session_in(tx, &token_hash).await?;
-                    let grant = match session.as_ref().and_then(|(session, _)| {
-                        session.device_id.map(|device| (device, session.account_id))
-                    }) {
-                        Some((device, account)) => tx.grant(device, account).await?,
-                        None => None,
-                    };
                     let pin_version = tx
                         .practice_pin(practice_id)
                         .await?
@@ -431,10 +422,6 @@ impl Services {
                     };
                     let wrapped = tx.practice_keys(practice_id).await?;
                     Ok(Gate {
-                        session,
-                        device: crate::devices::standing_of(
-                            grant.as_ref().map(|grant| grant.state.as_str()),
-                        ),
                         pin_version,
                         member,
                         wrapped,
@@ -442,11 +429,7 @@ impl Services {
                 })
             })
             .await?;
-        let (session, account) = self.completed_session(gate.session)?;
-        if actor_of(&account) != caller.actor || gate.device != DeviceStanding::Approved {
-            return Ok(Verdict::Refused(ServiceError::Forbidden));
-        }
-        if !crate::pin::pin_unlocked_at(&session, gate.pin_version) {
+        if !crate::pin::pin_unlocked_at(active.session(), gate.pin_version) {
             return Ok(Verdict::Refused(ServiceError::PinRequired));
         }
         if clinical

@@ -392,7 +392,7 @@ async fn care_records_open_by_role_practice_and_pin_and_nothing_else() {
                         member_id: holder_id,
                         role: carnet_domain::Role::Holder,
                     }),
-                    &holder,
+                    &active_session(&test, &holder).await,
                     practice_id,
                 )
                 .await
@@ -524,6 +524,7 @@ async fn care_records_open_by_role_practice_and_pin_and_nothing_else() {
     // The platform side never obtains either capability, whatever session it presents
     // (an administrator has no session in a practice: the capability functions are asked
     // directly, with the holder's unlocked session).
+    let holder = active_session(&test, &holder).await;
     for actor in [
         Actor::PlatformAdmin(AdminId::from_uuid(uuid::Uuid::from_u128(7))),
         Actor::Operator,
@@ -544,6 +545,14 @@ async fn care_records_open_by_role_practice_and_pin_and_nothing_else() {
             matches!(clinical, Err(ServiceError::Forbidden)),
             "{actor:?}: {clinical:?}"
         );
+    }
+}
+
+/// The session of `token` as the session layer finds it active.
+pub async fn active_session(test: &TestApp, token: &str) -> carnet_service::ActiveSession {
+    match test.state.services.resolve_session(token, None).await {
+        Ok(carnet_service::SessionState::Active { active, .. }) => active,
+        other => panic!("an active session: {other:?}"),
     }
 }
 
