@@ -804,7 +804,7 @@ impl Services {
         // One read for the session, its account and its device's standing: this runs on
         // every signed-in request.
         let loaded = self
-            .read(move |tx| {
+            .read_latest(move |tx| {
                 Box::pin(async move {
                     let Some((session, account)) = session_in(tx, &token_hash).await? else {
                         return Ok(None);

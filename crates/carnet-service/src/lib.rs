@@ -256,10 +256,18 @@ impl Services {
     where
         F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, StoreError>>,
     {
-        let mut tx = self.store.transaction().await?;
-        let value = work(&mut tx).await;
-        tx.rollback().await?;
-        Ok(value?)
+        read_in(self.store.transaction().await?, work).await
+    }
+
+    /// Like [`Services::read`], on a connection outside any transaction: each statement
+    /// sees the latest commit, and the BEGIN and ROLLBACK round trips are saved. For the
+    /// reads every request makes (its session; the records capability's checks), whose
+    /// statements need not see one snapshot: each decides on its own row.
+    pub(crate) async fn read_latest<T, F>(&self, work: F) -> Result<T, ServiceError>
+    where
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, StoreError>>,
+    {
+        read_in(self.store.reads().await?, work).await
     }
 
     /// The parts of a new time-ordered id: the current time and ten random bytes.
@@ -271,4 +279,14 @@ impl Services {
         let millis = u64::try_from(self.clock.now().unix_millis()).unwrap_or_default();
         Ok((millis, random))
     }
+}
+
+/// Runs read-only `work` in `tx`, then lets `tx` go without committing anything.
+async fn read_in<T, F>(mut tx: Tx, work: F) -> Result<T, ServiceError>
+where
+    F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, StoreError>>,
+{
+    let value = work(&mut tx).await;
+    tx.rollback().await?;
+    Ok(value?)
 }

@@ -409,7 +409,7 @@ impl Services {
             return Ok(Verdict::Refused(ServiceError::Forbidden));
         }
         let gate = self
-            .read(move |tx| {
+            .read_latest(move |tx| {
                 Box::pin(async move {
                     let pin_version = tx
                         .practice_pin(practice_id)

@@ -58,6 +58,8 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("the audited writer is not running")]
     WriterStopped,
+    #[error("a write was attempted on a connection for reads only")]
+    ReadOnly,
     #[error("file system error while {action}: {source}")]
     Io {
         action: &'static str,
@@ -192,8 +194,28 @@ impl Store {
     /// Opens a transaction.
     pub async fn transaction(&self) -> Result<Tx, StoreError> {
         let inner = match &self.backend {
-            Backend::Sqlite { pool, .. } => tx::TxInner::Sqlite(pool.begin().await?),
-            Backend::Postgres { pool } => tx::TxInner::Postgres(pool.begin().await?),
+            Backend::Sqlite { pool, .. } => {
+                tx::TxInner::Sqlite(tx::Held::Transaction(pool.begin().await?))
+            }
+            Backend::Postgres { pool } => {
+                tx::TxInner::Postgres(tx::Held::Transaction(pool.begin().await?))
+            }
+        };
+        Ok(Tx::new(inner))
+    }
+
+    /// A [`Tx`] for reads only, on a pooled connection outside any transaction: each
+    /// statement sees the latest commit, and no BEGIN or ROLLBACK round trip is paid
+    /// (for hot reads whose statements need not see one snapshot). Writes, audit
+    /// appends and commit are refused with [`StoreError::ReadOnly`].
+    pub async fn reads(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.backend {
+            Backend::Sqlite { pool, .. } => {
+                tx::TxInner::Sqlite(tx::Held::Reads(pool.acquire().await?))
+            }
+            Backend::Postgres { pool } => {
+                tx::TxInner::Postgres(tx::Held::Reads(pool.acquire().await?))
+            }
         };
         Ok(Tx::new(inner))
     }

@@ -10,8 +10,40 @@ use carnet_domain::{
 use crate::{BackendKind, StoreError, members_query, rows};
 
 pub(crate) enum TxInner {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(Held<sqlx::Sqlite>),
+    Postgres(Held<sqlx::Postgres>),
+}
+
+/// What a [`Tx`] runs its statements on.
+pub(crate) enum Held<DB: sqlx::Database> {
+    Transaction(sqlx::Transaction<'static, DB>),
+    /// A pooled connection outside any transaction, for reads only: each statement sees
+    /// the latest commit (no snapshot across statements), and no BEGIN or ROLLBACK is
+    /// sent. Every write is refused.
+    Reads(sqlx::pool::PoolConnection<DB>),
+}
+
+impl<DB: sqlx::Database> Held<DB> {
+    pub(crate) fn connection(&mut self) -> &mut DB::Connection {
+        match self {
+            Self::Transaction(transaction) => transaction,
+            Self::Reads(connection) => connection,
+        }
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Transaction(transaction) => Ok(transaction.commit().await?),
+            Self::Reads(_) => Err(StoreError::ReadOnly),
+        }
+    }
+
+    async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Self::Transaction(transaction) => Ok(transaction.rollback().await?),
+            Self::Reads(_) => Ok(()),
+        }
+    }
 }
 
 /// An open database transaction on either backend. Dropped without `commit`, it rolls back.
@@ -34,12 +66,12 @@ impl std::fmt::Debug for Tx {
 macro_rules! on_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match &mut $tx.inner {
-            $crate::tx::TxInner::Sqlite(transaction) => {
-                let $conn: &mut sqlx::SqliteConnection = &mut *transaction;
+            $crate::tx::TxInner::Sqlite(held) => {
+                let $conn: &mut sqlx::SqliteConnection = held.connection();
                 $body
             }
-            $crate::tx::TxInner::Postgres(transaction) => {
-                let $conn: &mut sqlx::PgConnection = &mut *transaction;
+            $crate::tx::TxInner::Postgres(held) => {
+                let $conn: &mut sqlx::PgConnection = held.connection();
                 $body
             }
         }
@@ -94,20 +126,29 @@ impl Tx {
     /// Writes the buffered audit entries, then commits: the data and its audit entries
     /// become durable together, or neither does.
     pub async fn commit(mut self) -> Result<(), StoreError> {
+        if self.reads_only() {
+            return Err(StoreError::ReadOnly);
+        }
         self.flush_audit().await?;
         match self.inner {
-            TxInner::Sqlite(transaction) => transaction.commit().await?,
-            TxInner::Postgres(transaction) => transaction.commit().await?,
+            TxInner::Sqlite(held) => held.commit().await,
+            TxInner::Postgres(held) => held.commit().await,
         }
-        Ok(())
     }
 
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self.inner {
-            TxInner::Sqlite(transaction) => transaction.rollback().await?,
-            TxInner::Postgres(transaction) => transaction.rollback().await?,
+            TxInner::Sqlite(held) => held.rollback().await,
+            TxInner::Postgres(held) => held.rollback().await,
         }
-        Ok(())
+    }
+
+    /// Whether this runs on a connection for reads only ([`crate::Store::reads`]).
+    fn reads_only(&self) -> bool {
+        matches!(
+            self.inner,
+            TxInner::Sqlite(Held::Reads(_)) | TxInner::Postgres(Held::Reads(_))
+        )
     }
 
     /// Runs a statement without arguments (savepoints, tests' direct edits).
@@ -124,6 +165,9 @@ impl Tx {
     /// Called by every method that changes data: inside a group-commit job, opens the
     /// job's savepoint first so a failing job can be rolled back alone.
     pub(crate) async fn before_write(&mut self) -> Result<(), StoreError> {
+        if self.reads_only() {
+            return Err(StoreError::ReadOnly);
+        }
         if self.job == Some(false) {
             self.execute_plain("SAVEPOINT carnet_job").await?;
             self.job = Some(true);

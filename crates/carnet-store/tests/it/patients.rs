@@ -11,6 +11,7 @@ conformance!(
     patients_are_scoped_indexed_and_their_revisions_append_only,
     patient_revisions_cannot_be_updated_or_deleted,
     an_import_inserts_many_patients_at_once,
+    reads_see_the_latest_commit_and_refuse_writes,
 );
 
 fn practice(n: u64) -> Practice {
@@ -22,6 +23,18 @@ fn practice(n: u64) -> Practice {
         address: Address::parse("3 rue des Lilas, 69003 Lyon").expect("valid"),
         profession: Profession::Nurse,
         created_at: Timestamp::from_unix_millis(1_000),
+    }
+}
+
+/// A patient of `practice_id` with key version 1.
+fn patient(id: u128, practice_id: PracticeId, created_at: Timestamp) -> PatientRecord {
+    PatientRecord {
+        id: Uuid::from_u128(id),
+        practice_id,
+        key_version: 1,
+        wrapped_key: b"wrapped".to_vec(),
+        created_at,
+        last_care_at: None,
     }
 }
 
@@ -39,14 +52,7 @@ fn revision(patient: Uuid, number: i64, sealed: &[u8]) -> PatientRevisionRecord 
 async fn patients_are_scoped_indexed_and_their_revisions_append_only(store: &Store) {
     let (a, b) = (practice(1), practice(2));
     let now = Timestamp::from_unix_millis(4_000);
-    let patient = PatientRecord {
-        id: Uuid::from_u128(0xA1),
-        practice_id: a.id,
-        key_version: 1,
-        wrapped_key: b"wrapped".to_vec(),
-        created_at: now,
-        last_care_at: None,
-    };
+    let patient = patient(0xA1, a.id, now);
     let mut tx = store.transaction().await.expect("tx");
     tx.insert_practice(&a).await.expect("practice");
     tx.insert_practice(&b).await.expect("practice");
@@ -206,4 +212,60 @@ async fn an_import_inserts_many_patients_at_once(store: &Store) {
         .await;
     assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
     tx.rollback().await.expect("rollback");
+}
+
+/// A connection for reads only (`Store::reads`): each statement sees the latest commit,
+/// and nothing can be written or committed through it. A patient is read with its current
+/// revision in one statement, only within its practice.
+async fn reads_see_the_latest_commit_and_refuse_writes(store: &Store) {
+    let (a, b) = (practice(30), practice(31));
+    let now = Timestamp::from_unix_millis(4_000);
+    let mut reads = store.reads().await.expect("reads");
+    assert!(
+        reads.practice_keys(a.id).await.expect("keys").is_empty(),
+        "nothing yet"
+    );
+    assert!(matches!(
+        reads.insert_practice(&a).await,
+        Err(StoreError::ReadOnly)
+    ));
+
+    let patient = patient(0xC1, a.id, now);
+    let mut tx = store.transaction().await.expect("tx");
+    tx.insert_practice(&a).await.expect("practice");
+    tx.insert_practice(&b).await.expect("practice");
+    tx.insert_practice_key(a.id, 1, b"first", now)
+        .await
+        .expect("key");
+    tx.insert_patient(&patient, Uuid::from_u128(9))
+        .await
+        .expect("patient");
+    for number in [1, 2] {
+        tx.insert_patient_revision(a.id, &revision(patient.id, number, b"sealed"))
+            .await
+            .expect("revision");
+    }
+    tx.commit().await.expect("commit");
+
+    assert_eq!(
+        reads.practice_keys(a.id).await.expect("keys").len(),
+        1,
+        "the same connection sees the commit made meanwhile"
+    );
+    let (found, current) = reads
+        .patient_with_revision(a.id, patient.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(found, patient);
+    assert_eq!(current.number, 2, "the current revision");
+    assert!(
+        reads
+            .patient_with_revision(b.id, patient.id)
+            .await
+            .expect("read")
+            .is_none(),
+        "not from another practice"
+    );
+    assert!(matches!(reads.commit().await, Err(StoreError::ReadOnly)));
 }
