@@ -159,6 +159,9 @@ impl Store {
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A file opened in this process does not go stale: no ping (a round trip to
+            // the connection's thread) before every use.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Self {
