@@ -65,7 +65,8 @@ impl RecordsScope {
     }
 }
 
-/// What authorizing a records request reads, in one transaction.
+/// What authorizing a records request reads, in one read (outside a transaction: each
+/// value decides on its own).
 struct Gate {
     /// The practice's current PIN version.
     pin_version: Option<i64>,
@@ -338,7 +339,7 @@ impl Services {
     /// practice's chain when it exists). The session, its account and its device's
     /// standing are those the request was found active with (read once per request);
     /// the PIN, the professional number and the practice's wrapped keys are read here,
-    /// in one transaction: this runs on every records request.
+    /// in one read: this runs on every records request.
     async fn records_scope(
         &self,
         caller: &Caller,

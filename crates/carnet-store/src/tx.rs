@@ -46,7 +46,8 @@ impl<DB: sqlx::Database> Held<DB> {
     }
 }
 
-/// An open database transaction on either backend. Dropped without `commit`, it rolls back.
+/// An open database transaction on either backend (or, from [`crate::Store::reads`], a
+/// connection for reads only). Dropped without `commit`, it rolls back.
 pub struct Tx {
     pub(crate) inner: TxInner,
     /// Audit entries sealed in this transaction, written in one statement at commit.
