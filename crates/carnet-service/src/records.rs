@@ -900,8 +900,10 @@ impl Services {
             }
         }
         let practice_id = scope.practice_id;
+        // Each probe decides on its own rows (candidates are checked after opening): no
+        // snapshot across the probes is needed.
         let candidates = self
-            .read(move |tx| {
+            .read_latest(move |tx| {
                 Box::pin(async move {
                     let mut all: Vec<(PatientRecord, PatientRevisionRecord)> = Vec::new();
                     for (field, digest) in &probes {
@@ -937,10 +939,12 @@ impl Services {
                 });
             }
         }
-        matches.sort_by(|a, b| {
-            normalize_name(&a.identity.birth_name)
-                .cmp(&normalize_name(&b.identity.birth_name))
-                .then(a.identity.birth_date.cmp(&b.identity.birth_date))
+        // Each name normalised once (not once per comparison).
+        matches.sort_by_cached_key(|found| {
+            (
+                normalize_name(&found.identity.birth_name),
+                found.identity.birth_date,
+            )
         });
         // The search itself, and each patient it shows, are traced.
         let mut events = vec![self.records_event(scope, Action::RecordRead, None)];
