@@ -38,6 +38,22 @@ fn patient(id: u128, practice_id: PracticeId, created_at: Timestamp) -> PatientR
     }
 }
 
+/// Inserts practices `a` and `b`, a first key (version 1) for `a`, and `patient` in `a`.
+async fn practices_with_a_patient(
+    tx: &mut carnet_store::Tx,
+    (a, b): (&Practice, &Practice),
+    patient: &PatientRecord,
+) {
+    tx.insert_practice(a).await.expect("practice");
+    tx.insert_practice(b).await.expect("practice");
+    tx.insert_practice_key(a.id, 1, b"first", patient.created_at)
+        .await
+        .expect("key");
+    tx.insert_patient(patient, Uuid::from_u128(9))
+        .await
+        .expect("patient");
+}
+
 fn revision(patient: Uuid, number: i64, sealed: &[u8]) -> PatientRevisionRecord {
     PatientRevisionRecord {
         id: Uuid::from_u128(0x1000 + u128::try_from(number).expect("positive") + patient.as_u128()),
@@ -54,17 +70,10 @@ async fn patients_are_scoped_indexed_and_their_revisions_append_only(store: &Sto
     let now = Timestamp::from_unix_millis(4_000);
     let patient = patient(0xA1, a.id, now);
     let mut tx = store.transaction().await.expect("tx");
-    tx.insert_practice(&a).await.expect("practice");
-    tx.insert_practice(&b).await.expect("practice");
-    tx.insert_practice_key(a.id, 1, b"first", now)
-        .await
-        .expect("key");
+    practices_with_a_patient(&mut tx, (&a, &b), &patient).await;
     tx.insert_practice_key(a.id, 1, b"second", now)
         .await
         .expect("a racing insert is a no-op");
-    tx.insert_patient(&patient, Uuid::from_u128(9))
-        .await
-        .expect("patient");
     tx.insert_patient_revision(a.id, &revision(patient.id, 1, b"sealed-1"))
         .await
         .expect("revision");
@@ -232,14 +241,7 @@ async fn reads_see_the_latest_commit_and_refuse_writes(store: &Store) {
 
     let patient = patient(0xC1, a.id, now);
     let mut tx = store.transaction().await.expect("tx");
-    tx.insert_practice(&a).await.expect("practice");
-    tx.insert_practice(&b).await.expect("practice");
-    tx.insert_practice_key(a.id, 1, b"first", now)
-        .await
-        .expect("key");
-    tx.insert_patient(&patient, Uuid::from_u128(9))
-        .await
-        .expect("patient");
+    practices_with_a_patient(&mut tx, (&a, &b), &patient).await;
     for number in [1, 2] {
         tx.insert_patient_revision(a.id, &revision(patient.id, number, b"sealed"))
             .await
