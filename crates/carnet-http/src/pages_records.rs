@@ -53,29 +53,24 @@ async fn patient_scope(
     Ok((scope, patient_id))
 }
 
-/// For a page of a patient's clinical content: the records and clinical capabilities, the
-/// patient id, and the id of the entry or document the path names last.
+/// For a page of a patient's clinical content: the clinical capability (which includes the
+/// records one: one capability read, not two), the patient id, and the id of the entry or
+/// document the path names last.
 async fn clinical_page_scope(
     state: &AppState,
     signed_in: &SignedIn,
     (practice, patient, item): (&str, &str, &str),
-) -> Result<
-    (
-        RecordsScope,
-        carnet_service::ClinicalScope,
-        uuid::Uuid,
-        uuid::Uuid,
-    ),
-    Response,
-> {
-    let (scope, patient_id) = patient_scope(state, signed_in, practice, patient).await?;
-    let item_id = id_param(item, "id").map_err(|_| refusal(ServiceError::NotFound))?;
+) -> Result<(carnet_service::ClinicalScope, uuid::Uuid, uuid::Uuid), Response> {
+    let practice = practice_id(practice).map_err(IntoResponse::into_response)?;
     let clinical = state
         .services
-        .authorize_clinical(&signed_in.caller, &signed_in.active, scope.practice_id())
+        .authorize_clinical(&signed_in.caller, &signed_in.active, practice)
         .await
         .map_err(refusal)?;
-    Ok((scope, clinical, patient_id, item_id))
+    let patient_id =
+        id_param(patient, "patient_id").map_err(|_| refusal(ServiceError::NotFound))?;
+    let item_id = id_param(item, "id").map_err(|_| refusal(ServiceError::NotFound))?;
+    Ok((clinical, patient_id, item_id))
 }
 
 /// "LEGRAND Paul": the used (or birth) name in capitals, and the first name used.
@@ -180,6 +175,8 @@ struct PatientsPage {
     searched: bool,
     error: String,
     patients: Vec<PatientRow>,
+    /// How many matched in all (more than those listed: the search should be narrowed).
+    total: usize,
 }
 
 #[derive(Deserialize)]
@@ -212,6 +209,7 @@ pub async fn list(
         searched,
         error: String::new(),
         patients: Vec::new(),
+        total: 0,
     };
     if !searched {
         return render(&page, StatusCode::OK);
@@ -226,7 +224,9 @@ pub async fn list(
     };
     match state.services.search_patients(&scope, &search).await {
         Ok(found) => {
+            page.total = found.total;
             page.patients = found
+                .shown
                 .into_iter()
                 .map(|patient| PatientRow {
                     id: patient.id.to_string(),
@@ -809,11 +809,11 @@ pub async fn entry_history(
     Path((practice, patient, entry)): Path<(String, String, String)>,
 ) -> Response {
     let path = (practice.as_str(), patient.as_str(), entry.as_str());
-    let (scope, clinical, patient_id, entry_id) =
-        match clinical_page_scope(&state, &signed_in, path).await {
-            Ok(found) => found,
-            Err(refused) => return refused,
-        };
+    let (clinical, patient_id, entry_id) = match clinical_page_scope(&state, &signed_in, path).await
+    {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
     match state
         .services
         .clinical_history(&clinical, patient_id, entry_id)
@@ -824,7 +824,10 @@ pub async fn entry_history(
             let page = EntryHistoryPage {
                 blur_seconds,
                 lock_seconds,
-                back: format!("/cabinets/{}/patients/{patient_id}", scope.practice_id()),
+                back: format!(
+                    "/cabinets/{}/patients/{patient_id}",
+                    clinical.records().practice_id()
+                ),
                 revisions: revisions.iter().map(timeline_row).collect(),
             };
             render(&page, StatusCode::OK)
@@ -853,7 +856,7 @@ pub async fn document_versions(
     Path((practice, patient, document)): Path<(String, String, String)>,
 ) -> Response {
     let path = (practice.as_str(), patient.as_str(), document.as_str());
-    let (scope, clinical, patient_id, document_id) =
+    let (clinical, patient_id, document_id) =
         match clinical_page_scope(&state, &signed_in, path).await {
             Ok(found) => found,
             Err(refused) => return refused,
@@ -865,7 +868,7 @@ pub async fn document_versions(
     {
         Ok(versions) => {
             let (blur_seconds, lock_seconds) = idle_seconds(&state);
-            let practice_id = scope.practice_id();
+            let practice_id = clinical.records().practice_id();
             let versions: Vec<DocumentRow> = versions.into_iter().map(document_row).collect();
             let page = DocumentVersionsPage {
                 blur_seconds,

@@ -195,11 +195,15 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
-/// Finds patients by name prefix (with an optional birth date) or by NIR.
+/// Finds patients by name prefix (with an optional birth date) or by NIR: at most 50, in
+/// name and birth date order; `X-Total-Count` says how many matched in all (more than 50:
+/// type more of the name, or the birth date).
 #[utoipa::path(get, path = "/api/v1/practices/{practice_id}/patients", tag = "patients",
     params(("practice_id" = uuid::Uuid, Path, description = "Practice id"), SearchParams),
     responses(
-        (status = 200, body = [PatientBody]),
+        (status = 200, body = [PatientBody], headers(
+            ("X-Total-Count" = usize, description = "How many patients matched (at most 50 are listed)"),
+        )),
         (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
     ))]
@@ -209,7 +213,7 @@ pub async fn search(
     Active(active): Active,
     Path(practice): Path<String>,
     Query(params): Query<SearchParams>,
-) -> Result<Json<Vec<PatientBody>>, ApiError> {
+) -> Result<([(&'static str, String); 1], Json<Vec<PatientBody>>), ApiError> {
     let scope = scope_of(&state, &caller, &active, &practice).await?;
     let found = state
         .services
@@ -222,7 +226,10 @@ pub async fn search(
             },
         )
         .await?;
-    Ok(Json(found.into_iter().map(PatientBody::from).collect()))
+    Ok((
+        [("x-total-count", found.total.to_string())],
+        Json(found.shown.into_iter().map(PatientBody::from).collect()),
+    ))
 }
 
 /// A patient's current identity.

@@ -10,7 +10,7 @@ use carnet_audit::{Action, ChainId, Outcome, Targets};
 use carnet_domain::{ImportProblem, PatientIdentity, PracticeId};
 use uuid::Uuid;
 
-use crate::records::NewPatient;
+use crate::records::{NewPatient, NewPatientKeys};
 use crate::{Actor, Caller, RecordsScope, ServiceError, Services};
 
 /// The formats an import reads.
@@ -95,12 +95,12 @@ impl Services {
         .map_err(|problems| refusal(&problems))?;
         let practice_id = scope.practice_id;
         let keys = self.practice_key_for(practice_id, &scope.caller).await?;
+        let new_keys = NewPatientKeys::derive(&keys)?;
         let now = self.now();
         let mut patients = Vec::with_capacity(identities.len());
         let mut events = Vec::with_capacity(identities.len());
         for identity in &identities {
-            let new =
-                self.new_patient(practice_id, keys.current(), identity, scope.created_by, now)?;
+            let new = self.new_patient(practice_id, &new_keys, identity, scope.created_by, now)?;
             events.push(self.audit_event(
                 &scope.caller,
                 ChainId::Practice(practice_id),

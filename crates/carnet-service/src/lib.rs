@@ -49,7 +49,10 @@ pub use passkeys::{
 };
 pub use pin::{PIN_LENGTH, PracticePin};
 pub use practices::{NewMemberInput, NewPracticeInput, ProfessionalIdDecision};
-pub use records::{ClinicalScope, PatientQuery, PatientRevisionView, PatientView, RecordsScope};
+pub use records::{
+    ClinicalScope, PatientMatches, PatientQuery, PatientRevisionView, PatientView, RecordsScope,
+    SEARCH_LIMIT,
+};
 pub use rotation::REENCRYPTION_BATCH;
 
 /// What a use case can answer instead of a result. Every variant maps to one stable

@@ -9,7 +9,7 @@
 //! audited as an integrity failure and nothing is served.
 
 use carnet_audit::{Action, Outcome, Targets};
-use carnet_crypto::{DataKey, SealContext};
+use carnet_crypto::{BlindIndexKey, DataKey, SealContext, SealingKey};
 use carnet_domain::{
     BirthDate, Member, MemberId, PatientIdentity, PatientInput, PracticeId, ProfessionalIdStatus,
     Role, Timestamp, name_prefix, normalize_name,
@@ -181,6 +181,20 @@ pub struct PatientView {
     pub last_care_at: Option<Timestamp>,
 }
 
+/// The most patients one search shows (and so audits as read). Past it the person is asked
+/// to type more of the name or the birth date: a search is for finding one patient, not for
+/// listing a practice, and one request's work (rows opened, journal entries written) stays
+/// bounded whatever the practice's size.
+pub const SEARCH_LIMIT: usize = 50;
+
+/// What a search found: the first [`SEARCH_LIMIT`] patients in name and birth date order,
+/// and how many matched in all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatientMatches {
+    pub shown: Vec<PatientView>,
+    pub total: usize,
+}
+
 /// One revision of a patient's identity, and who made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PatientRevisionView {
@@ -219,7 +233,6 @@ pub(crate) fn practice_key_row(practice_id: PracticeId, version: i64) -> Vec<u8>
     row
 }
 
-/// The blind-index entries of an identity.
 impl Services {
     /// A new practice key for `version`, wrapped for its row of `practice_keys`.
     pub(crate) fn new_wrapped_practice_key(
@@ -242,34 +255,84 @@ impl Services {
     }
 }
 
-pub(crate) fn index_entries(
-    practice_key: &DataKey,
-    identity: &PatientIdentity,
-) -> Result<Vec<IndexEntry>, ServiceError> {
-    let digest = |field: &'static str, value: &str| -> Result<IndexEntry, ServiceError> {
-        let key = practice_key
-            .blind_index_key(field)
-            .map_err(|_| ServiceError::Integrity)?;
+/// The blind-index keys of one practice key version, one per field: derived once (an HKDF
+/// each) for every identity indexed with them, not once per identity — an import indexes
+/// thousands, a rotation batch hundreds.
+pub(crate) struct IndexKeys([(&'static str, BlindIndexKey); 6]);
+
+impl IndexKeys {
+    pub(crate) fn derive(practice_key: &DataKey) -> Result<Self, ServiceError> {
+        let key = |field: &'static str| {
+            practice_key
+                .blind_index_key(field)
+                .map(|key| (field, key))
+                .map_err(|_| ServiceError::Integrity)
+        };
+        Ok(Self([
+            key(BIRTH_NAME)?,
+            key(BIRTH_NAME_PREFIX)?,
+            key(USED_NAME)?,
+            key(USED_NAME_PREFIX)?,
+            key(BIRTH_DATE)?,
+            key(NIR)?,
+        ]))
+    }
+
+    fn digest(&self, field: &'static str, value: &str) -> Result<IndexEntry, ServiceError> {
+        let (_, key) = self
+            .0
+            .iter()
+            .find(|(known, _)| *known == field)
+            .ok_or(ServiceError::Integrity)?;
         Ok((field, key.digest(value).to_vec()))
-    };
-    let mut entries = Vec::new();
-    let birth_name = normalize_name(&identity.birth_name);
-    entries.push(digest(BIRTH_NAME, &birth_name)?);
-    if let Some(prefix) = name_prefix(&birth_name) {
-        entries.push(digest(BIRTH_NAME_PREFIX, &prefix)?);
     }
-    if let Some(used) = &identity.used_name {
-        let used = normalize_name(used);
-        entries.push(digest(USED_NAME, &used)?);
-        if let Some(prefix) = name_prefix(&used) {
-            entries.push(digest(USED_NAME_PREFIX, &prefix)?);
+
+    /// The blind-index entries of an identity.
+    pub(crate) fn entries(
+        &self,
+        identity: &PatientIdentity,
+    ) -> Result<Vec<IndexEntry>, ServiceError> {
+        let mut entries = Vec::new();
+        let birth_name = normalize_name(&identity.birth_name);
+        entries.push(self.digest(BIRTH_NAME, &birth_name)?);
+        if let Some(prefix) = name_prefix(&birth_name) {
+            entries.push(self.digest(BIRTH_NAME_PREFIX, &prefix)?);
         }
+        if let Some(used) = &identity.used_name {
+            let used = normalize_name(used);
+            entries.push(self.digest(USED_NAME, &used)?);
+            if let Some(prefix) = name_prefix(&used) {
+                entries.push(self.digest(USED_NAME_PREFIX, &prefix)?);
+            }
+        }
+        entries.push(self.digest(BIRTH_DATE, &identity.birth_date.to_string())?);
+        if let Some(nir) = &identity.nir {
+            entries.push(self.digest(NIR, nir)?);
+        }
+        Ok(entries)
     }
-    entries.push(digest(BIRTH_DATE, &identity.birth_date.to_string())?);
-    if let Some(nir) = &identity.nir {
-        entries.push(digest(NIR, nir)?);
+}
+
+/// What making new patients under the current practice key needs, derived once for all
+/// of them: the version, the key that wraps patient keys, the blind-index keys.
+pub(crate) struct NewPatientKeys {
+    version: i64,
+    wrapping: SealingKey,
+    index: IndexKeys,
+}
+
+impl NewPatientKeys {
+    pub(crate) fn derive(keys: &PracticeKeys) -> Result<Self, ServiceError> {
+        let (version, practice_key) = keys.current();
+        let wrapping = practice_key
+            .sealing_key(u32::try_from(version).map_err(|_| ServiceError::Integrity)?)
+            .map_err(|_| ServiceError::Integrity)?;
+        Ok(Self {
+            version,
+            wrapping,
+            index: IndexKeys::derive(practice_key)?,
+        })
     }
-    Ok(entries)
 }
 
 pub(crate) fn revision_context(revision_id: &Uuid) -> SealContext<'_> {
@@ -650,7 +713,13 @@ impl Services {
         let now = self.now();
         let practice_id = scope.practice_id;
         let created_by = *scope.member_id.as_uuid();
-        let new = self.new_patient(practice_id, keys.current(), &identity, created_by, now)?;
+        let new = self.new_patient(
+            practice_id,
+            &NewPatientKeys::derive(keys)?,
+            &identity,
+            created_by,
+            now,
+        )?;
         let patient_id = new.patient.id;
         let event = self.records_event(scope, Action::RecordWritten, Some(patient_id));
         self.audited(vec![event], move |tx| {
@@ -672,7 +741,7 @@ impl Services {
     pub(crate) fn new_patient(
         &self,
         practice_id: PracticeId,
-        (key_version, practice_key): (i64, &DataKey),
+        keys: &NewPatientKeys,
         identity: &PatientIdentity,
         created_by: Uuid,
         now: Timestamp,
@@ -681,12 +750,9 @@ impl Services {
         let revision_id = self.new_uuid()?;
         let patient_key =
             DataKey::generate(self.random.as_ref()).map_err(|_| ServiceError::Randomness)?;
-        let wrapping = practice_key
-            .sealing_key(u32::try_from(key_version).unwrap_or(u32::MAX))
-            .map_err(|_| ServiceError::Integrity)?;
         let wrapped_key = patient_key
             .wrap(
-                &wrapping,
+                &keys.wrapping,
                 patient_key_context(&patient_id),
                 self.random.as_ref(),
             )
@@ -700,7 +766,7 @@ impl Services {
             patient: PatientRecord {
                 id: patient_id,
                 practice_id,
-                key_version,
+                key_version: keys.version,
                 wrapped_key,
                 created_at: now,
                 last_care_at: None,
@@ -713,7 +779,7 @@ impl Services {
                 created_at: now,
                 created_by,
             },
-            entries: index_entries(practice_key, identity)?,
+            entries: keys.index.entries(identity)?,
         })
     }
 
@@ -780,7 +846,7 @@ impl Services {
             .sealing_key(PATIENT_KEY_VERSION)
             .and_then(|key| key.seal(&plain, revision_context(&revision_id), self.random.as_ref()))
             .map_err(|_| ServiceError::Randomness)?;
-        let entries = index_entries(index_key, &identity)?;
+        let entries = IndexKeys::derive(index_key)?.entries(&identity)?;
         let now = self.now();
         let number = expected_revision + 1;
         let revision = PatientRevisionRecord {
@@ -850,13 +916,13 @@ impl Services {
 
     /// Finds patients by name prefix (and birth date) or by NIR, without any clear value
     /// in the database: the blind index narrows the candidates, which are opened and
-    /// compared in memory (homonyms stay apart by their birth date and identity). Each
-    /// patient listed is audited as read.
+    /// compared in memory (homonyms stay apart by their birth date and identity). At most
+    /// [`SEARCH_LIMIT`] patients are shown; each one shown is audited as read.
     pub async fn search_patients(
         &self,
         scope: &RecordsScope,
         query: &PatientQuery,
-    ) -> Result<Vec<PatientView>, ServiceError> {
+    ) -> Result<PatientMatches, ServiceError> {
         let keys = scope.keys();
         let birth_date = query
             .birth_date
@@ -946,6 +1012,8 @@ impl Services {
                 found.identity.birth_date,
             )
         });
+        let total = matches.len();
+        matches.truncate(SEARCH_LIMIT);
         // The search itself, and each patient it shows, are traced.
         let mut events = vec![self.records_event(scope, Action::RecordRead, None)];
         events.extend(
@@ -954,6 +1022,9 @@ impl Services {
                 .map(|found| self.records_event(scope, Action::RecordRead, Some(found.id))),
         );
         self.audited(events, |_| Box::pin(async { Ok(()) })).await?;
-        Ok(matches)
+        Ok(PatientMatches {
+            shown: matches,
+            total,
+        })
     }
 }

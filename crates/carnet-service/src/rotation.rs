@@ -9,7 +9,7 @@ use carnet_audit::{Action, ChainId, Outcome, Targets};
 use carnet_domain::PracticeId;
 use carnet_store::StoreError;
 
-use crate::records::{PracticeKeys, index_entries, open_patient_key, patient_key_context};
+use crate::records::{IndexKeys, PracticeKeys, open_patient_key, patient_key_context};
 use crate::{Actor, Caller, ServiceError, Services};
 
 /// Patients moved per transaction.
@@ -69,6 +69,7 @@ impl Services {
         let wrapping = current_key
             .sealing_key(u32::try_from(current).map_err(|_| ServiceError::Integrity)?)
             .map_err(|_| ServiceError::Integrity)?;
+        let index_keys = IndexKeys::derive(current_key)?;
         let mut moves = Vec::with_capacity(patients.len());
         for (patient, revision) in &patients {
             let opened = open_patient_key(&keys, patient).and_then(|patient_key| {
@@ -107,7 +108,7 @@ impl Services {
                     self.random.as_ref(),
                 )
                 .map_err(|_| ServiceError::Randomness)?;
-            let entries = index_entries(current_key, &identity)?;
+            let entries = index_keys.entries(&identity)?;
             moves.push((patient.id, patient.key_version, rewrapped, entries));
         }
         let count = moves.len();

@@ -180,8 +180,8 @@ struct PlainQuery {
     name: String,
 }
 
-/// The plaintext search: the prefix looked up in clear, candidates parsed and filtered
-/// like Carnet's.
+/// The plaintext search: the prefix looked up in clear, candidates parsed, filtered,
+/// sorted and cut like Carnet's.
 async fn plain_search(
     State(plain): State<Plain>,
     axum::extract::Query(query): axum::extract::Query<PlainQuery>,
@@ -197,12 +197,21 @@ async fn plain_search(
     .fetch_all(&plain.pool)
     .await
     .unwrap_or_default();
-    let found: Vec<carnet_domain::PatientIdentity> = rows
+    let mut found: Vec<carnet_domain::PatientIdentity> = rows
         .iter()
         .filter_map(|row| serde_json::from_str::<carnet_domain::PatientIdentity>(row).ok())
         .filter(|identity| carnet_domain::normalize_name(&identity.birth_name).starts_with(&name))
         .collect();
-    axum::Json(found).into_response()
+    // Shown like Carnet's: in name and birth date order, the first fifty, and the count.
+    found.sort_by_cached_key(|identity| {
+        (
+            carnet_domain::normalize_name(&identity.birth_name),
+            identity.birth_date,
+        )
+    });
+    let total = found.len();
+    found.truncate(carnet_service::SEARCH_LIMIT);
+    ([("x-total-count", total.to_string())], axum::Json(found)).into_response()
 }
 
 /// What wrk measured.

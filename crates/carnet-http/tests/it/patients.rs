@@ -181,6 +181,97 @@ async fn patients_are_found_by_name_prefix_birth_date_or_nir_and_homonyms_stay_a
 }
 
 #[tokio::test]
+async fn a_search_shows_at_most_fifty_patients_audits_those_and_says_how_many_matched() {
+    let test = test_app(HttpSettings::default()).await;
+    let (practice, _, holder, _, _) = signed_in(&test).await;
+    let practice = practice.to_string();
+    unlock(&test, &holder, &holder).await;
+    let total = carnet_service::SEARCH_LIMIT + 3;
+    let mut expected = Vec::new();
+    for n in 0..total {
+        let birth_date = format!("{}-03-04", 1910 + n);
+        create(
+            &test,
+            &holder,
+            &practice,
+            identity("Martin", "Anne", &birth_date),
+        )
+        .await;
+        expected.push(format!("Martin {birth_date}"));
+    }
+    expected.truncate(carnet_service::SEARCH_LIMIT);
+
+    let (response, bytes) = send(
+        &test.anonymous(),
+        request(
+            "GET",
+            &format!("/api/v1/practices/{practice}/patients?name=mar"),
+            Some(&holder),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["x-total-count"]
+            .to_str()
+            .expect("header"),
+        total.to_string()
+    );
+    let found: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(
+        names(found.as_array().expect("list")),
+        expected,
+        "the first fifty in birth date order"
+    );
+
+    // The search and each patient shown are in the journal; those not shown are not.
+    let (status, events) = call(
+        &test,
+        "GET",
+        &format!("/api/v1/practices/{practice}/audit-events?action=record_read&limit=500"),
+        &holder,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{events}");
+    let reads = events.as_array().expect("events");
+    let with_patient = reads
+        .iter()
+        .filter(|event| !event["target_patient"].is_null())
+        .count();
+    assert_eq!(
+        (reads.len(), with_patient),
+        (
+            carnet_service::SEARCH_LIMIT + 1,
+            carnet_service::SEARCH_LIMIT
+        )
+    );
+
+    // The page says so, and how to narrow the search.
+    let (response, bytes) = send(
+        &test.anonymous(),
+        request(
+            "GET",
+            &format!("/cabinets/{practice}/patients?nom=mar"),
+            Some(&holder),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = String::from_utf8_lossy(&bytes);
+    assert!(
+        page.contains(&format!(
+            "{total} patients correspondent ; voici les 50 premiers"
+        )),
+        "{page}"
+    );
+    let listed = format!("<li><a href=\"/cabinets/{practice}/patients/");
+    assert_eq!(page.matches(&listed).count(), carnet_service::SEARCH_LIMIT);
+}
+
+#[tokio::test]
 async fn bad_input_creates_nothing_and_every_edit_appends_a_revision() {
     let test = test_app(HttpSettings::default()).await;
     let (practice, _, holder, _, _) = signed_in(&test).await;
