@@ -17,14 +17,14 @@
     reason = "a benchmark measures wall-clock time"
 )]
 
+mod common;
+
 use std::time::Instant;
 
-use carnet_crypto::{DataKey, KeyMaterial, SealContext, SealingKey, SystemRandom};
-use carnet_domain::{
-    Address, ClinicalContent, PatientIdentity, PatientInput, Practice, PracticeId, PracticeName,
-    Profession, Timestamp,
-};
-use carnet_store::{ClinicalRecord, PatientRecord, PatientRevisionRecord, Store};
+use carnet_crypto::{DataKey, KeyMaterial, SealingKey, SystemRandom};
+use carnet_domain::{ClinicalContent, PatientIdentity, PatientInput, PracticeId};
+use carnet_store::{ClinicalRecord, Store};
+use common::place;
 use uuid::Uuid;
 
 const ACTS: usize = 50;
@@ -59,14 +59,6 @@ fn act(n: usize) -> ClinicalContent {
     .expect("act")
 }
 
-fn place<'a>(table: &'a str, row: &'a [u8]) -> SealContext<'a> {
-    SealContext {
-        table,
-        column: "sealed",
-        row,
-    }
-}
-
 struct Sealed {
     practice_id: PracticeId,
     patient_id: Uuid,
@@ -74,13 +66,7 @@ struct Sealed {
 }
 
 async fn setup(store: &Store, kek: &SealingKey) -> Sealed {
-    let practice = Practice {
-        id: PracticeId::new_v7(1, &[1; 10]),
-        name: PracticeName::parse("Cabinet").expect("name"),
-        address: Address::parse("1 rue Haute, 13001 Marseille").expect("address"),
-        profession: Profession::Nurse,
-        created_at: Timestamp::from_unix_millis(1),
-    };
+    let practice = common::practice(1);
     let practice_key = DataKey::generate(&SystemRandom).expect("key");
     let wrapped_practice_key = practice_key
         .wrap(kek, place("practice_keys", b"p"), &SystemRandom)
@@ -89,50 +75,32 @@ async fn setup(store: &Store, kek: &SealingKey) -> Sealed {
     let patient_key = DataKey::generate(&SystemRandom).expect("key");
     let wrapping = practice_key.sealing_key(1).expect("sealing");
     let sealing = patient_key.sealing_key(1).expect("sealing");
-    let now = Timestamp::from_unix_millis(2);
-    let author = Uuid::from_u128(9);
     let mut tx = store.transaction().await.expect("tx");
     tx.insert_practice(&practice).await.expect("practice");
-    tx.insert_patient(
-        &PatientRecord {
-            id: patient_id,
-            practice_id: practice.id,
-            key_version: 1,
-            wrapped_key: patient_key
-                .wrap(
-                    &wrapping,
-                    place("patients", patient_id.as_bytes()),
-                    &SystemRandom,
-                )
-                .expect("wrap"),
-            created_at: now,
-            last_care_at: None,
-        },
-        author,
-    )
-    .await
-    .expect("patient");
+    let wrapped_key = patient_key
+        .wrap(
+            &wrapping,
+            place("patients", patient_id.as_bytes()),
+            &SystemRandom,
+        )
+        .expect("wrap");
     let revision_id = Uuid::from_u128(2);
     let identity = serde_json::to_vec(&identity()).expect("json");
-    tx.insert_patient_revision(
+    let sealed_identity = sealing
+        .seal(
+            &identity,
+            place("patient_revisions", revision_id.as_bytes()),
+            &SystemRandom,
+        )
+        .expect("seal");
+    common::insert_patient(
+        &mut tx,
         practice.id,
-        &PatientRevisionRecord {
-            id: revision_id,
-            patient_id,
-            number: 1,
-            sealed_identity: sealing
-                .seal(
-                    &identity,
-                    place("patient_revisions", revision_id.as_bytes()),
-                    &SystemRandom,
-                )
-                .expect("seal"),
-            created_at: now,
-            created_by: author,
-        },
+        (patient_id, revision_id),
+        wrapped_key,
+        sealed_identity,
     )
-    .await
-    .expect("revision");
+    .await;
     for n in 0..ACTS {
         let entry_id = Uuid::from_u128(1000 + n as u128);
         let revision_id = Uuid::from_u128(2000 + n as u128);
@@ -143,7 +111,7 @@ async fn setup(store: &Store, kek: &SealingKey) -> Sealed {
                 entry_id,
                 patient_id,
                 kind: "act".into(),
-                entry_created_at: now,
+                entry_created_at: common::NOW,
                 revision_id,
                 number: 1,
                 sealed_content: sealing
@@ -153,14 +121,14 @@ async fn setup(store: &Store, kek: &SealingKey) -> Sealed {
                         &SystemRandom,
                     )
                     .expect("seal"),
-                created_at: now,
-                created_by: author,
+                created_at: common::NOW,
+                created_by: common::AUTHOR,
             },
         )
         .await
         .expect("entry");
     }
-    insert_twin(&mut tx, practice.id, &identity, now, author).await;
+    insert_twin(&mut tx, practice.id, &identity).await;
     tx.commit().await.expect("commit");
     Sealed {
         practice_id: practice.id,
@@ -170,40 +138,16 @@ async fn setup(store: &Store, kek: &SealingKey) -> Sealed {
 }
 
 /// The same layout with the values in clear: the baseline that isolates encryption.
-async fn insert_twin(
-    tx: &mut carnet_store::Tx,
-    practice_id: PracticeId,
-    identity: &[u8],
-    now: Timestamp,
-    author: Uuid,
-) {
+async fn insert_twin(tx: &mut carnet_store::Tx, practice_id: PracticeId, identity: &[u8]) {
     let twin = Uuid::from_u128(3);
-    tx.insert_patient(
-        &PatientRecord {
-            id: twin,
-            practice_id,
-            key_version: 1,
-            wrapped_key: Vec::new(),
-            created_at: now,
-            last_care_at: None,
-        },
-        author,
-    )
-    .await
-    .expect("twin");
-    tx.insert_patient_revision(
+    common::insert_patient(
+        tx,
         practice_id,
-        &PatientRevisionRecord {
-            id: Uuid::from_u128(4),
-            patient_id: twin,
-            number: 1,
-            sealed_identity: identity.to_vec(),
-            created_at: now,
-            created_by: author,
-        },
+        (twin, Uuid::from_u128(4)),
+        Vec::new(),
+        identity.to_vec(),
     )
-    .await
-    .expect("twin revision");
+    .await;
     for n in 0..ACTS {
         tx.insert_clinical_entry(
             practice_id,
@@ -211,12 +155,12 @@ async fn insert_twin(
                 entry_id: Uuid::from_u128(3000 + n as u128),
                 patient_id: twin,
                 kind: "act".into(),
-                entry_created_at: now,
+                entry_created_at: common::NOW,
                 revision_id: Uuid::from_u128(4000 + n as u128),
                 number: 1,
                 sealed_content: serde_json::to_vec(&act(n)).expect("json"),
-                created_at: now,
-                created_by: author,
+                created_at: common::NOW,
+                created_by: common::AUTHOR,
             },
         )
         .await
