@@ -258,67 +258,66 @@ impl Services {
 /// The blind-index keys of one practice key version, one per field: derived once (an HKDF
 /// each) for every identity indexed with them, not once per identity — an import indexes
 /// thousands, a rotation batch hundreds.
-pub(crate) struct IndexKeys([(&'static str, BlindIndexKey); 6]);
+pub(crate) struct IndexKeys {
+    birth_name: BlindIndexKey,
+    birth_name_prefix: BlindIndexKey,
+    used_name: BlindIndexKey,
+    used_name_prefix: BlindIndexKey,
+    birth_date: BlindIndexKey,
+    nir: BlindIndexKey,
+}
 
 impl IndexKeys {
     pub(crate) fn derive(practice_key: &DataKey) -> Result<Self, ServiceError> {
-        let key = |field: &'static str| {
+        let key = |field: &str| {
             practice_key
                 .blind_index_key(field)
-                .map(|key| (field, key))
                 .map_err(|_| ServiceError::Integrity)
         };
-        Ok(Self([
-            key(BIRTH_NAME)?,
-            key(BIRTH_NAME_PREFIX)?,
-            key(USED_NAME)?,
-            key(USED_NAME_PREFIX)?,
-            key(BIRTH_DATE)?,
-            key(NIR)?,
-        ]))
-    }
-
-    fn digest(&self, field: &'static str, value: &str) -> Result<IndexEntry, ServiceError> {
-        let (_, key) = self
-            .0
-            .iter()
-            .find(|(known, _)| *known == field)
-            .ok_or(ServiceError::Integrity)?;
-        Ok((field, key.digest(value).to_vec()))
+        Ok(Self {
+            birth_name: key(BIRTH_NAME)?,
+            birth_name_prefix: key(BIRTH_NAME_PREFIX)?,
+            used_name: key(USED_NAME)?,
+            used_name_prefix: key(USED_NAME_PREFIX)?,
+            birth_date: key(BIRTH_DATE)?,
+            nir: key(NIR)?,
+        })
     }
 
     /// The blind-index entries of an identity.
-    pub(crate) fn entries(
-        &self,
-        identity: &PatientIdentity,
-    ) -> Result<Vec<IndexEntry>, ServiceError> {
+    pub(crate) fn entries(&self, identity: &PatientIdentity) -> Vec<IndexEntry> {
+        let entry = |field: &'static str, key: &BlindIndexKey, value: &str| {
+            (field, key.digest(value).to_vec())
+        };
         let mut entries = Vec::new();
         let birth_name = normalize_name(&identity.birth_name);
-        entries.push(self.digest(BIRTH_NAME, &birth_name)?);
+        entries.push(entry(BIRTH_NAME, &self.birth_name, &birth_name));
         if let Some(prefix) = name_prefix(&birth_name) {
-            entries.push(self.digest(BIRTH_NAME_PREFIX, &prefix)?);
+            entries.push(entry(BIRTH_NAME_PREFIX, &self.birth_name_prefix, &prefix));
         }
         if let Some(used) = &identity.used_name {
             let used = normalize_name(used);
-            entries.push(self.digest(USED_NAME, &used)?);
+            entries.push(entry(USED_NAME, &self.used_name, &used));
             if let Some(prefix) = name_prefix(&used) {
-                entries.push(self.digest(USED_NAME_PREFIX, &prefix)?);
+                entries.push(entry(USED_NAME_PREFIX, &self.used_name_prefix, &prefix));
             }
         }
-        entries.push(self.digest(BIRTH_DATE, &identity.birth_date.to_string())?);
+        let birth_date = identity.birth_date.to_string();
+        entries.push(entry(BIRTH_DATE, &self.birth_date, &birth_date));
         if let Some(nir) = &identity.nir {
-            entries.push(self.digest(NIR, nir)?);
+            entries.push(entry(NIR, &self.nir, nir));
         }
-        Ok(entries)
+        entries
     }
 }
 
-/// What making new patients under the current practice key needs, derived once for all
-/// of them: the version, the key that wraps patient keys, the blind-index keys.
+/// What putting patients under the current practice key needs (new ones, or ones a
+/// rotation moves), derived once for all of them: the version, the key that wraps patient
+/// keys, the blind-index keys.
 pub(crate) struct NewPatientKeys {
-    version: i64,
-    wrapping: SealingKey,
-    index: IndexKeys,
+    pub(crate) version: i64,
+    pub(crate) wrapping: SealingKey,
+    pub(crate) index: IndexKeys,
 }
 
 impl NewPatientKeys {
@@ -779,7 +778,7 @@ impl Services {
                 created_at: now,
                 created_by,
             },
-            entries: keys.index.entries(identity)?,
+            entries: keys.index.entries(identity),
         })
     }
 
@@ -846,7 +845,7 @@ impl Services {
             .sealing_key(PATIENT_KEY_VERSION)
             .and_then(|key| key.seal(&plain, revision_context(&revision_id), self.random.as_ref()))
             .map_err(|_| ServiceError::Randomness)?;
-        let entries = IndexKeys::derive(index_key)?.entries(&identity)?;
+        let entries = IndexKeys::derive(index_key)?.entries(&identity);
         let now = self.now();
         let number = expected_revision + 1;
         let revision = PatientRevisionRecord {

@@ -9,7 +9,7 @@ use carnet_audit::{Action, ChainId, Outcome, Targets};
 use carnet_domain::PracticeId;
 use carnet_store::StoreError;
 
-use crate::records::{IndexKeys, PracticeKeys, open_patient_key, patient_key_context};
+use crate::records::{NewPatientKeys, PracticeKeys, open_patient_key, patient_key_context};
 use crate::{Actor, Caller, ServiceError, Services};
 
 /// Patients moved per transaction.
@@ -59,17 +59,14 @@ impl Services {
         batch: i64,
     ) -> Result<usize, ServiceError> {
         let keys: PracticeKeys = self.practice_key_for(practice_id, caller).await?;
-        let (current, current_key) = keys.current();
+        let current = keys.current().0;
         let patients = self
             .patients_with_revisions(practice_id, current, batch)
             .await?;
         if patients.is_empty() {
             return Ok(0);
         }
-        let wrapping = current_key
-            .sealing_key(u32::try_from(current).map_err(|_| ServiceError::Integrity)?)
-            .map_err(|_| ServiceError::Integrity)?;
-        let index_keys = IndexKeys::derive(current_key)?;
+        let target = NewPatientKeys::derive(&keys)?;
         let mut moves = Vec::with_capacity(patients.len());
         for (patient, revision) in &patients {
             let opened = open_patient_key(&keys, patient).and_then(|patient_key| {
@@ -103,12 +100,12 @@ impl Services {
             };
             let rewrapped = patient_key
                 .wrap(
-                    &wrapping,
+                    &target.wrapping,
                     patient_key_context(&patient.id),
                     self.random.as_ref(),
                 )
                 .map_err(|_| ServiceError::Randomness)?;
-            let entries = index_keys.entries(&identity)?;
+            let entries = target.index.entries(&identity);
             moves.push((patient.id, patient.key_version, rewrapped, entries));
         }
         let count = moves.len();
