@@ -432,11 +432,10 @@ fn main() {
         ] {
             store.danger_execute(index).await.expect("index");
         }
-        // Like the store's own pool: one connection, no check before each use.
-        let plain = sqlx::sqlite::SqlitePoolOptions::new()
+        // Like the store's own pool (same pragmas and page cache), one connection.
+        let plain = carnet_store::sqlite_pool_options()
             .max_connections(1)
-            .test_before_acquire(false)
-            .connect(&format!("sqlite://{}", path.display()))
+            .connect_with(carnet_store::sqlite_connect_options(&path))
             .await
             .expect("plain pool");
         let root = KeyMaterial::generate(&SystemRandom).expect("root");

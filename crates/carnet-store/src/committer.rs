@@ -4,8 +4,9 @@
 //! Every audited unit of work is a job sent to one writer task. The writer takes the jobs
 //! waiting in its queue (up to a limit), runs each in one transaction — inside a
 //! savepoint, opened before the job's first data write, so a failing job rolls back
-//! alone — writes all the batch's audit entries in one statement, commits once, and only
-//! then answers every job.
+//! alone; a job alone in its batch needs none (the transaction is rolled back instead) —
+//! writes all the batch's audit entries in one statement, commits once, and only then
+//! answers every job.
 //! A job's data changes and its audit entry therefore commit together, are on disk before
 //! the caller hears back (SQLite `synchronous = FULL`, PostgreSQL `synchronous_commit`),
 //! and concurrent requests share the fsync instead of queueing for one each.
@@ -131,6 +132,16 @@ async fn writer(store: Store, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_ba
 async fn run_batch(store: &Store, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
     let describe = |error: StoreError| error.describe_without_secrets();
     let mut tx = store.transaction().await.map_err(describe)?;
+    // A job alone in its batch needs no savepoint: if it fails, the whole transaction,
+    // which holds nothing else, is rolled back. (A savepoint makes SQLite copy every page
+    // the job changes into a statement journal first: for an import, a quarter of its
+    // CPU, measured.)
+    if let [job] = batch {
+        if job.run(&mut tx).await {
+            return tx.commit().await.map_err(describe);
+        }
+        return tx.rollback().await.map_err(describe);
+    }
     for job in batch.iter_mut() {
         let mark = tx.begin_job();
         let succeeded = job.run(&mut tx).await;

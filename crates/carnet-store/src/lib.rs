@@ -140,6 +140,27 @@ macro_rules! members_query {
 }
 pub(crate) use members_query;
 
+/// How Carnet connects to a SQLite file: WAL journal, foreign keys on, full synchronous
+/// commits (an acknowledged write is on disk), a busy timeout. Public so benchmarks give
+/// their plaintext baselines the same.
+pub fn sqlite_connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5))
+}
+
+/// Carnet's SQLite pool: eight connections, no ping before each use (a file opened in
+/// this process does not go stale; the ping is a round trip to the connection's thread).
+pub fn sqlite_pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .test_before_acquire(false)
+}
+
 /// The storage contract. Cheap to clone (pools are shared).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -147,22 +168,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `path`: WAL journal, foreign keys
-    /// on, full synchronous commits (an acknowledged write is on disk), a busy timeout.
+    /// Opens (creating if needed) the SQLite database at `path` with
+    /// [`sqlite_pool_options`] and [`sqlite_connect_options`].
     pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            // A file opened in this process does not go stale: no ping (a round trip to
-            // the connection's thread) before every use.
-            .test_before_acquire(false)
-            .connect_with(options)
+        let pool = sqlite_pool_options()
+            .connect_with(sqlite_connect_options(path))
             .await?;
         Ok(Self {
             backend: Backend::Sqlite { pool },

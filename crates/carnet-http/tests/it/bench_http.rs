@@ -300,6 +300,37 @@ fn resident_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// This process's largest resident size, sampled every 50 ms while it runs.
+struct PeakSampler {
+    sampling: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl PeakSampler {
+    fn start() -> Self {
+        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let task = {
+            let sampling = sampling.clone();
+            tokio::spawn(async move {
+                let mut peak = 0;
+                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    peak = peak.max(resident_kib());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                peak
+            })
+        };
+        Self { sampling, task }
+    }
+
+    /// Stops sampling; the largest sample, in KiB.
+    async fn peak_kib(self) -> u64 {
+        self.sampling
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.expect("sampler")
+    }
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -350,10 +381,10 @@ async fn bench() -> Option<Bench> {
 
     // The baselines: the same identity, in clear, in tables of the same database.
     let database = test.dir.path().join("db.sqlite3");
-    // Configured as Carnet's own pool (no ping before each use), so neither side pays it.
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .test_before_acquire(false)
-        .connect(&format!("sqlite://{}", database.display()))
+    // Connected as Carnet's own pool (same pragmas and page cache, no ping before each
+    // use), so the two sides differ only by what Carnet does.
+    let pool = carnet_store::sqlite_pool_options()
+        .connect_with(carnet_store::sqlite_connect_options(&database))
         .await
         .expect("baseline pool");
     sqlx::raw_sql(
@@ -564,18 +595,7 @@ fn synthetic_csv(round: usize) -> (String, Vec<String>) {
 async fn record_read_load(base: &str, id: &str, record_uri: &str, holder: &str) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_kib = resident_kib();
-    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let sampling = sampling.clone();
-        tokio::spawn(async move {
-            let mut peak = 0;
-            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(resident_kib());
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            peak
-        })
-    };
+    let sampler = PeakSampler::start();
     let mut p99_ratios = Vec::new();
     let mut throughput_ratios = Vec::new();
     let mut carnet_p99 = Vec::new();
@@ -610,8 +630,7 @@ async fn record_read_load(base: &str, id: &str, record_uri: &str, holder: &str) 
         throughput_ratios.push(b.requests_per_second / a.requests_per_second);
         carnet_p99.push(b.p99_ms);
     }
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let peak_kib = sampler.await.expect("sampler");
+    let peak_kib = sampler.peak_kib().await;
     println!(
         "  median: p99 ratio {:.2} (target <= 2), Carnet p99 {:.2} ms (target <= 15), \
          throughput ratio {:.2} (target >= 0.5)",
@@ -738,6 +757,8 @@ async fn search_load(bench: &Bench, prefixes: &[String]) {
     let practice = bench.practice.clone();
     let carnet_script =
         script(&|term| format!("/api/v1/practices/{practice}/patients?name={term}"));
+    let before_kib = resident_kib();
+    let sampler = PeakSampler::start();
     // At 32 connections (a host's load), and at one (a person typing in the search box).
     for connections in [CONNECTIONS, 1] {
         println!("  {connections} connection(s):");
@@ -787,4 +808,9 @@ async fn search_load(bench: &Bench, prefixes: &[String]) {
             median(&mut p99_ratios)
         );
     }
+    println!(
+        "  memory (this process, both sides' pools): {:.1} MB before the searches, peak {:.1} MB",
+        before_kib as f64 / 1024.0,
+        sampler.peak_kib().await as f64 / 1024.0
+    );
 }

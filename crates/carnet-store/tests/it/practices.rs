@@ -2,7 +2,7 @@ use carnet_domain::{
     Address, AdminId, Member, MemberId, MemberName, Phone, Practice, PracticeId, PracticeName,
     Profession, ProfessionalId, ProfessionalIdState, ProfessionalIdStatus, Role, Rpps, Timestamp,
 };
-use carnet_store::{Store, StoreError, Tx};
+use carnet_store::{GroupCommitter, Store, StoreError, Tx};
 
 use crate::support::conformance;
 
@@ -14,6 +14,7 @@ conformance!(
     instance_meta_is_written_once,
     instance_meta_is_replaced_only_from_the_value_read,
     decisions_cannot_be_updated_or_deleted_in_the_database,
+    a_failing_job_alone_in_its_batch_leaves_nothing,
 );
 
 fn id(n: u64) -> [u8; 10] {
@@ -326,4 +327,30 @@ async fn history(
     let mut tx = store.transaction().await?;
     let result = tx.professional_id_history(practice_id, member_id).await;
     committed(tx, result).await
+}
+
+/// A job alone in its batch runs without a savepoint: when it fails, the whole
+/// transaction is rolled back, and the next job finds a clean connection.
+async fn a_failing_job_alone_in_its_batch_leaves_nothing(store: &Store) {
+    // Batches of one: every job is alone.
+    let committer = GroupCommitter::start(store.clone(), 1);
+    let (lost, kept) = (practice(70, "Cabinet perdu"), practice(71, "Cabinet gardé"));
+    let written = lost.clone();
+    let failed = committer
+        .run(move |tx| {
+            Box::pin(async move {
+                tx.insert_practice(&written).await?;
+                Err::<(), _>(StoreError::Corrupt("the work failed after writing"))
+            })
+        })
+        .await;
+    assert!(matches!(failed, Err(StoreError::Corrupt(_))), "{failed:?}");
+    assert_eq!(store.practice(lost.id).await.expect("read"), None);
+    let written = kept.clone();
+    committer
+        .run(move |tx| Box::pin(async move { tx.insert_practice(&written).await }))
+        .await
+        .expect("the next job commits");
+    assert_eq!(store.practice(kept.id).await.expect("read"), Some(kept));
+    assert_eq!(store.practice(lost.id).await.expect("read"), None);
 }
