@@ -262,20 +262,9 @@ async fn insert_twin(
 async fn same_layout_search(store: &Store, twin_id: PracticeId, term: &str) -> usize {
     let name = normalize_name(term);
     let prefix = name_prefix(&name).expect("prefix");
-    let mut tx = store.reads().await.expect("reads");
-    let mut candidates: Vec<(PatientRecord, PatientRevisionRecord)> = Vec::new();
-    for field in ["birth_name_prefix", "used_name_prefix"] {
-        for found in tx
-            .patients_by_index(twin_id, field, prefix.as_bytes())
-            .await
-            .expect("probe")
-        {
-            if !candidates.iter().any(|(known, _)| known.id == found.0.id) {
-                candidates.push(found);
-            }
-        }
-    }
-    drop(tx);
+    let probes =
+        ["birth_name_prefix", "used_name_prefix"].map(|field| (field, prefix.as_bytes().to_vec()));
+    let candidates = candidates(store, twin_id, &probes).await;
     let found = candidates
         .iter()
         .map(|(_, revision)| {
@@ -284,6 +273,29 @@ async fn same_layout_search(store: &Store, twin_id: PracticeId, term: &str) -> u
         .filter(|identity| normalize_name(&identity.birth_name).starts_with(&name))
         .collect();
     shown(found)
+}
+
+/// The patients whose index holds one of `probes` (field, value), each once, read as the
+/// service reads them: one pooled connection, no transaction.
+async fn candidates(
+    store: &Store,
+    practice_id: PracticeId,
+    probes: &[(&'static str, Vec<u8>)],
+) -> Vec<(PatientRecord, PatientRevisionRecord)> {
+    let mut tx = store.reads().await.expect("reads");
+    let mut candidates: Vec<(PatientRecord, PatientRevisionRecord)> = Vec::new();
+    for (field, value) in probes {
+        for found in tx
+            .patients_by_index(practice_id, field, value)
+            .await
+            .expect("probe")
+        {
+            if !candidates.iter().any(|(known, _)| known.id == found.0.id) {
+                candidates.push(found);
+            }
+        }
+    }
+    candidates
 }
 
 /// The first fifty of `found` in name and birth date order, as the service shows them.
@@ -304,20 +316,9 @@ async fn sealed_search(store: &Store, kek: &SealingKey, sealed: &Sealed, term: &
     let wrapping = practice_key.sealing_key(1).expect("sealing");
     let name = normalize_name(term);
     let prefix = name_prefix(&name).expect("prefix");
-    let mut tx = store.reads().await.expect("reads");
-    let mut candidates: Vec<(PatientRecord, PatientRevisionRecord)> = Vec::new();
-    for (field, key) in prefix_keys(&practice_key) {
-        for found in tx
-            .patients_by_index(sealed.practice_id, field, &key.digest(&prefix))
-            .await
-            .expect("probe")
-        {
-            if !candidates.iter().any(|(known, _)| known.id == found.0.id) {
-                candidates.push(found);
-            }
-        }
-    }
-    drop(tx);
+    let probes =
+        prefix_keys(&practice_key).map(|(field, key)| (field, key.digest(&prefix).to_vec()));
+    let candidates = candidates(store, sealed.practice_id, &probes).await;
     let mut found = Vec::new();
     for (patient, revision) in &candidates {
         let patient_key = DataKey::unwrap(
