@@ -90,24 +90,42 @@ impl SealingKey {
         context: SealContext<'_>,
         random: &dyn RandomSource,
     ) -> Result<Vec<u8>, CryptoError> {
+        let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
+        self.seal_into(plaintext, context, random, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`SealingKey::seal`], the sealed value appended to `out` (bulk data: many
+    /// values gathered in one buffer, no allocation per value). On an error, `out` is
+    /// left as it was.
+    pub fn seal_into(
+        &self,
+        plaintext: &[u8],
+        context: SealContext<'_>,
+        random: &dyn RandomSource,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         random.fill(&mut nonce)?;
-        let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
+        let start = out.len();
+        out.reserve(HEADER_LEN + plaintext.len() + TAG_LEN);
         out.push(SEALED_VERSION);
         out.extend_from_slice(&self.id.to_be_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
         // Encrypted where it lies in the output (bulk data: one copy of the plaintext).
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context.aad(self.id)),
-                &mut out[HEADER_LEN..],
-            )
-            .map_err(|_| CryptoError::Random)?;
-        out.extend_from_slice(tag.as_ref());
-        Ok(out)
+        let sealed = self.key.seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(context.aad(self.id)),
+            &mut out[start + HEADER_LEN..],
+        );
+        if let Ok(tag) = sealed {
+            out.extend_from_slice(tag.as_ref());
+            Ok(())
+        } else {
+            out.truncate(start);
+            Err(CryptoError::Random)
+        }
     }
 
     /// Opens a value sealed for `context` by this key.
@@ -217,6 +235,38 @@ mod tests {
             .seal(b"JBSWY3DPEHPK3PXP", CONTEXT, &SystemRandom)
             .expect("seal");
         assert_ne!(sealed, again, "fresh nonce every time");
+    }
+
+    /// A random source that has run dry: sealing must fail and leave nothing behind.
+    struct Failing;
+
+    impl RandomSource for Failing {
+        fn fill(&self, _buffer: &mut [u8]) -> Result<(), CryptoError> {
+            Err(CryptoError::Random)
+        }
+    }
+
+    #[test]
+    fn values_sealed_into_one_buffer_open_one_by_one() {
+        let key = key(7, 1);
+        let mut out = b"already there".to_vec();
+        key.seal_into(b"first", CONTEXT, &SystemRandom, &mut out)
+            .expect("seal");
+        let first_end = out.len();
+        key.seal_into(b"second value", CONTEXT, &SystemRandom, &mut out)
+            .expect("seal");
+        assert_eq!(&out[..13], b"already there");
+        let first = &out[13..first_end];
+        let second = &out[first_end..];
+        assert_eq!(first.len(), HEADER_LEN + 5 + TAG_LEN);
+        assert_eq!(key.open(first, CONTEXT).expect("open").as_slice(), b"first");
+        assert_eq!(
+            key.open(second, CONTEXT).expect("open").as_slice(),
+            b"second value"
+        );
+        let before = out.clone();
+        assert!(key.seal_into(b"lost", CONTEXT, &Failing, &mut out).is_err());
+        assert_eq!(out, before, "a failed seal appends nothing");
     }
 
     #[test]

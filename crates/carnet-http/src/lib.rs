@@ -105,9 +105,13 @@ impl ClientAddress {
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
+///
+/// Cloned several times per request (each middleware and the handler get their own), so
+/// every part is behind an `Arc`: a clone is three reference counts, not one per pool,
+/// key and setting.
 pub struct AppState {
-    pub services: Services,
-    pub settings: HttpSettings,
+    pub services: std::sync::Arc<Services>,
+    pub settings: std::sync::Arc<HttpSettings>,
     /// Per-address sign-in attempt limiter (per node).
     pub limiter: std::sync::Arc<limiter::AddressLimiter>,
 }
@@ -115,8 +119,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(services: Services, settings: HttpSettings) -> Self {
         Self {
-            services,
-            settings,
+            services: std::sync::Arc::new(services),
+            settings: std::sync::Arc::new(settings),
             limiter: std::sync::Arc::default(),
         }
     }

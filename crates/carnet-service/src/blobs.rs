@@ -193,21 +193,29 @@ impl Blobs {
         }
     }
 
-    /// The whole blob `name`.
-    pub(crate) async fn read(&self, name: &str) -> Result<Vec<u8>, ServiceError> {
-        match &self.backend {
-            Backend::Local(root) => tokio::fs::read(root.join(name))
-                .await
-                .map_err(|error| unavailable(&error)),
+    /// The whole blob `name`, handed to `then` on a blocking thread (bulk work such as
+    /// decryption stays off the threads serving requests; a local file is read in the
+    /// same hop).
+    pub(crate) async fn read_then<T, F>(&self, name: &str, then: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Vec<u8>) -> T + Send + 'static,
+    {
+        let done = match &self.backend {
+            Backend::Local(root) => {
+                let path = root.join(name);
+                tokio::task::spawn_blocking(move || std::fs::read(path).map(then)).await
+            }
             Backend::Object { store, prefix } => {
                 let found = store
                     .get(&Self::object_path(prefix, name))
                     .await
                     .map_err(|error| unavailable(&error))?;
                 let bytes = found.bytes().await.map_err(|error| unavailable(&error))?;
-                Ok(bytes.to_vec())
+                tokio::task::spawn_blocking(move || Ok(then(bytes.to_vec()))).await
             }
-        }
+        };
+        blocking_outcome(done)
     }
 
     /// Every blob of the store with its size, by name (names that [`is_blob_name`]
@@ -407,11 +415,19 @@ pub enum Stored {
 
 /// Syncs the directory holding `path`, so a name just given to a file survives a crash.
 async fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || sync_parent_now(&path))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// [`sync_parent`], on the calling (blocking) thread.
+fn sync_parent_now(path: &Path) -> std::io::Result<()> {
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    tokio::fs::File::open(directory).await?.sync_all().await
+    std::fs::File::open(directory)?.sync_all()
 }
 
 /// A blob being written.
@@ -450,20 +466,26 @@ impl BlobWriter {
                 temporary,
                 path,
             } => {
-                let synced = file.sync_all().await;
-                drop(file);
-                if let Err(error) = synced {
-                    let _ = tokio::fs::remove_file(&temporary).await;
-                    return Err(unavailable(&error));
-                }
-                tokio::fs::rename(&temporary, &path)
-                    .await
-                    .map_err(|error| unavailable(&error))?;
-                // The new name is durable only once its directory is: before the
-                // document's row commits, a crash must not lose the blob it names.
-                sync_parent(&path)
-                    .await
-                    .map_err(|error| unavailable(&error))
+                // The last buffered write, and its error if it failed (a sync alone
+                // would not report it).
+                let mut file = file;
+                let flushed = file.flush().await;
+                let file = file.into_std().await;
+                // Sync, rename and the directory's sync in one hop to a blocking thread.
+                let done = tokio::task::spawn_blocking(move || {
+                    let synced = flushed.and_then(|()| file.sync_all());
+                    drop(file);
+                    if let Err(error) = synced {
+                        let _ = std::fs::remove_file(&temporary);
+                        return Err(error);
+                    }
+                    std::fs::rename(&temporary, &path)?;
+                    // The new name is durable only once its directory is: before the
+                    // document's row commits, a crash must not lose the blob it names.
+                    sync_parent_now(&path)
+                })
+                .await;
+                blocking_outcome(done)
             }
             Self::Object(upload) => upload
                 .finish()
@@ -488,6 +510,17 @@ impl BlobWriter {
                 }
             }
         }
+    }
+}
+
+/// The outcome of file work done on a blocking thread.
+fn blocking_outcome<T>(
+    done: Result<std::io::Result<T>, tokio::task::JoinError>,
+) -> Result<T, ServiceError> {
+    match done {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(unavailable(&error)),
+        Err(error) => Err(unavailable(&error)),
     }
 }
 

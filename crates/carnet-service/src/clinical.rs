@@ -58,8 +58,11 @@ impl Services {
         patient_id: Uuid,
     ) -> Result<(PatientRecord, DataKey), ServiceError> {
         let practice_id = scope.practice_id();
+        // One row, one statement: no transaction needed (saves its BEGIN and ROLLBACK).
         let patient = self
-            .read(move |tx| Box::pin(async move { tx.patient(practice_id, patient_id).await }))
+            .read_latest(move |tx| {
+                Box::pin(async move { tx.patient(practice_id, patient_id).await })
+            })
             .await?
             .ok_or(ServiceError::NotFound)?;
         let keys = scope.keys();

@@ -11,17 +11,16 @@ use crate::support::{send, test_app};
 #[tokio::test]
 async fn holders_see_each_targets_state_and_alerts_and_others_are_refused() {
     let mut test = test_app(HttpSettings::default()).await;
-    test.state.services =
-        test.state
-            .services
-            .clone()
-            .with_backup_plan(carnet_service::BackupPlan {
-                targets: vec![
-                    ("disque".into(), "/mnt/secret-path".into()),
-                    ("hors-site".into(), "s3:https://s3.example.fr/seau".into()),
-                ],
-                interval_minutes: 60,
-            });
+    test.state.services = (*test.state.services)
+        .clone()
+        .with_backup_plan(carnet_service::BackupPlan {
+            targets: vec![
+                ("disque".into(), "/mnt/secret-path".into()),
+                ("hors-site".into(), "s3:https://s3.example.fr/seau".into()),
+            ],
+            interval_minutes: 60,
+        })
+        .into();
     let now = carnet_domain::Clock::now(test.clock.as_ref()).unix_millis();
     for (target, kind, ok, message) in [
         (

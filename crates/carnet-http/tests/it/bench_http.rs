@@ -426,7 +426,7 @@ async fn bench() -> Option<Bench> {
         listener,
         None,
         app,
-        test.state.services.clone(),
+        (*test.state.services).clone(),
         async {
             let _ = stopped.await;
         },

@@ -26,16 +26,22 @@ pub async fn upload(
     name: &str,
     bytes: Vec<u8>,
 ) -> (StatusCode, Value) {
+    upload_body(test, cookie, uri, name, Body::from(bytes)).await
+}
+
+async fn upload_body(
+    test: &TestApp,
+    cookie: &str,
+    uri: &str,
+    name: &str,
+    body: Body,
+) -> (StatusCode, Value) {
     let (mut parts, _) =
         request("POST", &format!("{uri}?name={name}"), Some(cookie), None).into_parts();
     parts
         .headers
         .insert("content-type", "application/pdf".parse().expect("header"));
-    let (response, body) = send(
-        &test.anonymous(),
-        Request::from_parts(parts, Body::from(bytes)),
-    )
-    .await;
+    let (response, body) = send(&test.anonymous(), Request::from_parts(parts, body)).await;
     (
         response.status(),
         serde_json::from_slice(&body).unwrap_or(Value::Null),
@@ -91,6 +97,62 @@ async fn documents_are_typed_by_content_versioned_and_come_back_identical() {
     round_trip(&test, &blobs).await;
 }
 
+/// A body arrives in pieces of any size: chunks are cut at the same places whatever the
+/// pieces (64 KiB of plaintext each, the last one possibly shorter, never empty unless the
+/// file is), and the file comes back byte for byte.
+#[tokio::test]
+async fn a_document_sent_in_pieces_of_any_size_comes_back_identical() {
+    const CHUNK: usize = 64 * 1024;
+    const SEALED_OVERHEAD: usize = 1 + 4 + 12 + 16;
+    let test = test_app(HttpSettings::default()).await;
+    let (holder, uri, _) = setup(&test).await;
+    for (size, piece) in [
+        (5, 1),
+        (CHUNK - 1, 1000),
+        (CHUNK, CHUNK),
+        (CHUNK + 1, CHUNK),
+        (2 * CHUNK, 7),
+        (2 * CHUNK, 3 * CHUNK),
+        (1_300_000, 300_001),
+        (1_300_000, CHUNK + 3),
+    ] {
+        let mut original = pdf("Wqzmorceaux", size);
+        original.truncate(size);
+        let before = blob_files(&test);
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> = original
+            .chunks(piece)
+            .map(|part| Ok(part.to_vec()))
+            .collect();
+        let body = Body::from_stream(futures_util::stream::iter(pieces));
+        let (status, created) = upload_body(&test, &holder, &uri, "morceaux.pdf", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{size} in {piece}: {created}");
+        assert_eq!(created["size"], size);
+        let blob: Vec<_> = blob_files(&test)
+            .into_iter()
+            .filter(|file| !before.contains(file))
+            .collect();
+        let [blob] = blob.as_slice() else {
+            panic!("one new blob for {size} in {piece}: {blob:?}");
+        };
+        let chunks = size.div_ceil(CHUNK);
+        let stored = std::fs::metadata(blob).expect("blob").len();
+        assert_eq!(
+            stored,
+            (size + chunks * SEALED_OVERHEAD) as u64,
+            "{size} bytes in pieces of {piece}: {chunks} sealed chunks"
+        );
+        let id = created["id"].as_str().expect("id");
+        let (status, media_type, bytes) =
+            download(&test, &holder, &format!("{uri}/{id}/content")).await;
+        assert_eq!(status, StatusCode::OK, "{size} in {piece}");
+        assert_eq!(media_type, "application/pdf");
+        assert!(
+            bytes == original,
+            "{size} bytes in pieces of {piece}, byte for byte"
+        );
+    }
+}
+
 /// The same, with the documents in an S3-compatible store (in process, signatures
 /// checked): what reaches the store is ciphertext only.
 #[tokio::test]
@@ -133,11 +195,10 @@ async fn s3_refusals_and_wrong_credentials_keep_nothing() {
         ..s3.settings.clone()
     };
     let mut test = test;
-    test.state.services = test
-        .state
-        .services
+    test.state.services = (*test.state.services)
         .clone()
-        .with_blobs(carnet_service::Blobs::s3(&wrong).expect("S3 store"));
+        .with_blobs(carnet_service::Blobs::s3(&wrong).expect("S3 store"))
+        .into();
     let (status, body) = upload(&test, &holder, &uri, "refus.pdf", pdf("r", 1000)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(

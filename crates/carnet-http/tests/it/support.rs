@@ -27,7 +27,7 @@ pub use carnet_testkit::S3Server;
 /// A test application whose documents go to `blobs` (an S3 store, say).
 pub async fn test_app_with_blobs(settings: HttpSettings, blobs: carnet_service::Blobs) -> TestApp {
     let mut test = test_app(settings).await;
-    test.state.services = test.state.services.clone().with_blobs(blobs);
+    test.state.services = (*test.state.services).clone().with_blobs(blobs).into();
     test
 }
 
