@@ -474,16 +474,12 @@ impl Services {
         let gate = self
             .read_latest(move |tx| {
                 Box::pin(async move {
-                    let pin_version = tx
-                        .practice_pin(practice_id)
-                        .await?
-                        .map(|(version, _)| version);
+                    let (pin_version, wrapped) = tx.records_gate(practice_id).await?;
                     let member = if clinical {
                         tx.member(practice_id, member_id).await?
                     } else {
                         None
                     };
-                    let wrapped = tx.practice_keys(practice_id).await?;
                     Ok(Gate {
                         pin_version,
                         member,
