@@ -298,6 +298,8 @@ impl Blobs {
                     }
                 }
             }
+            // Flushed first: a sync alone does not report a failed buffered write.
+            file.flush().await.map_err(|error| failed(&error))?;
             file.sync_all().await.map_err(|error| failed(&error))?;
             Ok(size)
         }
@@ -357,6 +359,8 @@ impl Blobs {
                 let written = async {
                     let mut file = tokio::fs::File::create(&temporary).await?;
                     file.write_all(&bytes).await?;
+                    // Flushed first: a sync alone does not report a failed buffered write.
+                    file.flush().await?;
                     file.sync_all().await?;
                     tokio::fs::hard_link(&temporary, &path).await
                 }
@@ -466,8 +470,8 @@ impl BlobWriter {
                 temporary,
                 path,
             } => {
-                // The last buffered write, and its error if it failed (a sync alone
-                // would not report it).
+                // The last buffered write, and its error if it failed: a sync alone does
+                // not report it (tokio keeps it for the next write or flush).
                 let mut file = file;
                 let flushed = file.flush().await;
                 let file = file.into_std().await;
