@@ -23,8 +23,8 @@ use crate::{RecordsScope, ServiceError, Services};
 const CHUNK: usize = 64 * 1024;
 const TAG: usize = 16;
 /// Sealed bytes gathered before one write to the blob store. Each write to a local file
-/// is a hop to a blocking thread: written chunk by chunk (64 KiB), a 50 MB upload spent
-/// about a third of its time on those hops.
+/// is a hop to a blocking thread: written chunk by chunk (64 KiB), a 50 MB upload took
+/// 1.5-1.7 times as long as a plain streamed file; gathered, about as long (ADR 0010).
 const WRITE_BYTES: usize = 1024 * 1024;
 /// Bytes enough to tell the types apart (the PNG signature is the longest).
 const SNIFF_BYTES: usize = 8;
