@@ -466,13 +466,12 @@ impl BlobWriter {
     pub(crate) async fn finish(self) -> Result<(), ServiceError> {
         match self {
             Self::Local {
-                file,
+                mut file,
                 temporary,
                 path,
             } => {
                 // The last buffered write, and its error if it failed: a sync alone does
                 // not report it (tokio keeps it for the next write or flush).
-                let mut file = file;
                 let flushed = file.flush().await;
                 let file = file.into_std().await;
                 // Sync, rename and the directory's sync in one hop to a blocking thread.
