@@ -16,7 +16,9 @@ use carnet_crypto::{
     SealingKey, SecretToken, TotpSecret,
 };
 use carnet_domain::{MemberId, Password, Timestamp};
-use carnet_store::{AccountHolder, AccountRecord, SessionRecord, StoreError};
+use carnet_store::{
+    AccountHolder, AccountRecord, RecordsGate, SessionRecord, SignedInRecord, StoreError,
+};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -178,10 +180,11 @@ pub enum SessionState {
 }
 
 /// A session found active at the start of a request (live, both factors verified, not
-/// idle-locked, password current), with its account and its device's standing as read
-/// then. Only [`Services::resolve_session`] makes one; the records capabilities are
-/// granted from it (and from what they read themselves: PIN, professional number), so a
-/// records request reads the session once.
+/// idle-locked, password current), with its account, its device's standing and, for a
+/// member, the records gate of the member's practice (PIN version, professional number,
+/// wrapped practice keys), all read then in one statement. Only
+/// [`Services::resolve_session`] makes one; the records capabilities are granted from it,
+/// so a records request reads nothing more before its audited work.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ActiveSession(Arc<ActiveParts>);
 
@@ -190,6 +193,8 @@ struct ActiveParts {
     session: SessionRecord,
     account: AccountRecord,
     device: crate::DeviceStanding,
+    /// For a member, the records gate of the member's own practice, read with the session.
+    gate: RecordsGate,
 }
 
 impl ActiveSession {
@@ -203,6 +208,10 @@ impl ActiveSession {
 
     pub(crate) fn device(&self) -> crate::DeviceStanding {
         self.0.device
+    }
+
+    pub(crate) fn gate(&self) -> &RecordsGate {
+        &self.0.gate
     }
 }
 
@@ -801,23 +810,18 @@ impl Services {
         certified_device: Option<Uuid>,
     ) -> Result<SessionState, ServiceError> {
         let token_hash = SecretToken::hash_of(token);
-        // One read for the session, its account and its device's standing: this runs on
-        // every signed-in request.
+        // One statement for the session, its account, its device's standing and its
+        // practice's records gate: this runs on every signed-in request.
         let loaded = self
-            .read_latest(move |tx| {
-                Box::pin(async move {
-                    let Some((session, account)) = session_in(tx, &token_hash).await? else {
-                        return Ok(None);
-                    };
-                    let grant = match session.device_id {
-                        Some(device_id) => tx.grant(device_id, session.account_id).await?,
-                        None => None,
-                    };
-                    Ok(Some((session, account, grant.map(|grant| grant.state))))
-                })
-            })
+            .read_latest(move |tx| Box::pin(async move { tx.signed_in(&token_hash).await }))
             .await?;
-        let Some((mut session, account, grant_state)) = loaded else {
+        let Some(SignedInRecord {
+            mut session,
+            account,
+            grant_state,
+            gate,
+        }) = loaded
+        else {
             return Ok(SessionState::Invalid);
         };
         let connection_fits = match certified_device {
@@ -872,6 +876,7 @@ impl Services {
                 session,
                 account,
                 device,
+                gate,
             })),
         })
     }

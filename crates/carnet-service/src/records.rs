@@ -11,8 +11,8 @@
 use carnet_audit::{Action, Outcome, Targets};
 use carnet_crypto::{BlindIndexKey, DataKey, SealContext, SealingKey};
 use carnet_domain::{
-    BirthDate, Member, MemberId, PatientIdentity, PatientInput, PracticeId, ProfessionalIdStatus,
-    Role, Timestamp, name_prefix, normalize_name,
+    BirthDate, MemberId, PatientIdentity, PatientInput, PracticeId, ProfessionalIdStatus, Role,
+    Timestamp, name_prefix, normalize_name,
 };
 use carnet_store::{IndexEntry, PatientRecord, PatientRevisionRecord, StoreError};
 use uuid::Uuid;
@@ -63,16 +63,6 @@ impl RecordsScope {
     pub(crate) fn keys(&self) -> &PracticeKeys {
         &self.keys
     }
-}
-
-/// What authorizing a records request reads, in one read (outside a transaction: each
-/// value decides on its own).
-struct Gate {
-    /// The practice's current PIN version.
-    pin_version: Option<i64>,
-    /// The member, for the clinical level only.
-    member: Option<Member>,
-    wrapped: Vec<(i64, Vec<u8>)>,
 }
 
 /// The outcome of the records checks.
@@ -362,6 +352,47 @@ pub(crate) fn open_patient_key(keys: &PracticeKeys, patient: &PatientRecord) -> 
     .ok()
 }
 
+/// Whether the caller, in `active`, may open the practice's records at `level`, and if so
+/// the practice's wrapped keys (those read with the session).
+fn records_verdict(
+    caller: &Caller,
+    active: &ActiveSession,
+    practice_id: PracticeId,
+    level: RecordsLevel,
+) -> Verdict {
+    let Actor::Member {
+        practice_id: own,
+        member_id,
+        role,
+    } = caller.actor
+    else {
+        // The platform side and anonymous callers never open care records.
+        return Verdict::Refused(ServiceError::Forbidden);
+    };
+    // The gate was read for the account's own practice: it decides for no other.
+    if own != practice_id
+        || actor_of(active.account()) != caller.actor
+        || active.device() != DeviceStanding::Approved
+    {
+        return Verdict::Refused(ServiceError::Forbidden);
+    }
+    let clinical = level == RecordsLevel::Clinical;
+    if clinical && role == Role::Staff {
+        return Verdict::Refused(ServiceError::Forbidden);
+    }
+    let gate = active.gate();
+    if !crate::pin::pin_unlocked_at(active.session(), gate.pin_version) {
+        return Verdict::Refused(ServiceError::PinRequired);
+    }
+    if clinical && gate.professional_id != ProfessionalIdStatus::Validated {
+        return Verdict::Refused(ServiceError::Forbidden);
+    }
+    Verdict::Allowed {
+        member_id,
+        wrapped: gate.wrapped_keys.clone(),
+    }
+}
+
 /// Whether the identity answers a name prefix (normalised, spaces ignored).
 fn name_matches(identity: &PatientIdentity, prefix: &str) -> bool {
     let squeeze = |name: &str| normalize_name(name).replace(' ', "");
@@ -398,10 +429,10 @@ impl Services {
     }
 
     /// The one authorization function for care records. Every refusal is audited (on the
-    /// practice's chain when it exists). The session, its account and its device's
-    /// standing are those the request was found active with (read once per request);
-    /// the PIN, the professional number and the practice's wrapped keys are read here,
-    /// in one read: this runs on every records request.
+    /// practice's chain when it exists). The session, its account, its device's standing,
+    /// the practice's PIN version, the member's professional number and the practice's
+    /// wrapped keys are those the request was found active with (read in one statement
+    /// per request, [`Services::resolve_session`]).
     async fn records_scope(
         &self,
         caller: &Caller,
@@ -409,10 +440,7 @@ impl Services {
         practice_id: PracticeId,
         level: RecordsLevel,
     ) -> Result<RecordsScope, ServiceError> {
-        match self
-            .records_verdict(caller, session, practice_id, level)
-            .await?
-        {
+        match records_verdict(caller, session, practice_id, level) {
             Verdict::Allowed { member_id, wrapped } => {
                 let keys = self
                     .opened_practice_keys(practice_id, caller, wrapped)
@@ -441,67 +469,6 @@ impl Services {
                 Err(refusal)
             }
         }
-    }
-
-    /// Whether the caller, in `active`, may open the practice's records at `level`, and
-    /// if so the practice's wrapped keys.
-    async fn records_verdict(
-        &self,
-        caller: &Caller,
-        active: &ActiveSession,
-        practice_id: PracticeId,
-        level: RecordsLevel,
-    ) -> Result<Verdict, ServiceError> {
-        let Actor::Member {
-            practice_id: own,
-            member_id,
-            role,
-        } = caller.actor
-        else {
-            // The platform side and anonymous callers never open care records.
-            return Ok(Verdict::Refused(ServiceError::Forbidden));
-        };
-        if own != practice_id
-            || actor_of(active.account()) != caller.actor
-            || active.device() != DeviceStanding::Approved
-        {
-            return Ok(Verdict::Refused(ServiceError::Forbidden));
-        }
-        let clinical = level == RecordsLevel::Clinical;
-        if clinical && role == Role::Staff {
-            return Ok(Verdict::Refused(ServiceError::Forbidden));
-        }
-        let gate = self
-            .read_latest(move |tx| {
-                Box::pin(async move {
-                    let (pin_version, wrapped) = tx.records_gate(practice_id).await?;
-                    let member = if clinical {
-                        tx.member(practice_id, member_id).await?
-                    } else {
-                        None
-                    };
-                    Ok(Gate {
-                        pin_version,
-                        member,
-                        wrapped,
-                    })
-                })
-            })
-            .await?;
-        if !crate::pin::pin_unlocked_at(active.session(), gate.pin_version) {
-            return Ok(Verdict::Refused(ServiceError::PinRequired));
-        }
-        if clinical
-            && !gate.member.is_some_and(|member| {
-                member.professional_id_state.status() == ProfessionalIdStatus::Validated
-            })
-        {
-            return Ok(Verdict::Refused(ServiceError::Forbidden));
-        }
-        Ok(Verdict::Allowed {
-            member_id,
-            wrapped: gate.wrapped,
-        })
     }
 
     /// Whether the member holding `scope` would get the clinical capability (their role

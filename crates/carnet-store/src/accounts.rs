@@ -2,7 +2,8 @@
 //! Every secret arrives here already hashed or sealed; nothing here sees a password,
 //! a token or a TOTP secret in clear.
 
-use carnet_domain::{AdminId, MemberId, PracticeId, Role, Timestamp};
+use carnet_domain::{AdminId, MemberId, PracticeId, ProfessionalIdStatus, Role, Timestamp};
+use sqlx::Row as _;
 use uuid::Uuid;
 
 use crate::tx::on_tx;
@@ -95,12 +96,63 @@ enum AccountKey<'a> {
 /// (member, practice, code hash, expires at, used at, failures).
 type ActivationRow = (Uuid, Uuid, Vec<u8>, i64, Option<i64>, i64);
 
+/// What every signed-in request reads, in one statement (one row per practice key
+/// version, at least one): the session, its account, its device grant's state and, for a
+/// member's account, the records gate of the member's own practice. The session's columns
+/// keep their names; the account's id is the session's `account_id`.
+const SIGNED_IN_QUERY: &str = "SELECT s.id, s.account_id, s.created_at, s.last_seen_at, \
+     s.expires_at, s.second_factor_at, s.authenticated_at, s.revoked_at, s.totp_step, \
+     s.totp_tries, s.device_id, s.second_factor_kind, s.pin_version, s.pin_failures, \
+     s.certified_device, \
+     a.member_id, a.practice_id, a.admin_id, m.role, a.login, a.password_hash, \
+     a.password_changed_at, a.created_at AS account_created_at, \
+     COALESCE(m.name, p.name) AS name, \
+     g.state AS grant_state, d.status AS decision_status, \
+     pin.version AS practice_pin_version, k.version AS key_version, k.wrapped_key \
+     FROM sessions s JOIN accounts a ON a.id = s.account_id \
+     LEFT JOIN members m ON m.id = a.member_id \
+     LEFT JOIN platform_admins p ON p.id = a.admin_id \
+     LEFT JOIN device_grants g ON g.device_id = s.device_id AND g.account_id = s.account_id \
+     LEFT JOIN professional_id_decisions d ON d.seq = ( \
+         SELECT MAX(seq) FROM professional_id_decisions WHERE member_id = a.member_id) \
+     LEFT JOIN practice_pins pin ON pin.practice_id = a.practice_id \
+     LEFT JOIN practice_keys k ON k.practice_id = a.practice_id \
+     WHERE s.token_hash = $1 ORDER BY k.version DESC";
+
+/// A session as a signed-in request finds it, with all it is checked against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedInRecord {
+    pub session: SessionRecord,
+    pub account: AccountRecord,
+    /// The state of the grant of the session's device to its account, if any.
+    pub grant_state: Option<String>,
+    /// For a member's account, its own practice's records gate (empty otherwise).
+    pub gate: RecordsGate,
+}
+
+/// What the records capability checks about the member's own practice, read with the
+/// session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordsGate {
+    /// The practice's current PIN version (none: no PIN set yet).
+    pub pin_version: Option<i64>,
+    /// The member's professional number, as last decided.
+    pub professional_id: ProfessionalIdStatus,
+    /// Every version of the practice key, wrapped, newest first.
+    pub wrapped_keys: Vec<(i64, Vec<u8>)>,
+}
+
 const SESSION_COLUMNS: &str = "id, account_id, created_at, last_seen_at, expires_at, \
      second_factor_at, authenticated_at, revoked_at, totp_step, totp_tries, device_id, \
      second_factor_kind, pin_version, pin_failures, certified_device";
 
+/// Decodes an account row; the two-argument form names the columns that hold the
+/// account's id and creation time when a wider row gives those names to other values.
 macro_rules! account_row {
-    ($row:expr) => {{
+    ($row:expr) => {
+        account_row!($row, id = "id", created_at = "created_at")
+    };
+    ($row:expr, id = $id:literal, created_at = $created_at:literal) => {{
         use sqlx::Row as _;
         let row = $row;
         let member: Option<Uuid> = row.try_get("member_id")?;
@@ -117,12 +169,12 @@ macro_rules! account_row {
             _ => return Err(StoreError::Corrupt("account holder")),
         };
         Ok::<_, StoreError>(AccountRecord {
-            id: row.try_get("id")?,
+            id: row.try_get($id)?,
             holder,
             login: row.try_get("login")?,
             password_hash: row.try_get("password_hash")?,
             password_changed_at: Timestamp::from_unix_millis(row.try_get("password_changed_at")?),
-            created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+            created_at: Timestamp::from_unix_millis(row.try_get($created_at)?),
             name: row.try_get("name")?,
         })
     }};
@@ -631,6 +683,52 @@ impl Tx {
                 .fetch_optional(&mut *conn)
                 .await?;
             row.map(|row| session_row!(row)).transpose()
+        })
+    }
+
+    /// The session presented with `token_hash`, its account, its device's grant state and
+    /// its practice's records gate, in one statement (see [`SIGNED_IN_QUERY`]).
+    pub async fn signed_in(
+        &mut self,
+        token_hash: &[u8],
+    ) -> Result<Option<SignedInRecord>, StoreError> {
+        on_tx!(self, |conn| {
+            let rows = sqlx::query(SIGNED_IN_QUERY)
+                .bind(token_hash)
+                .fetch_all(&mut *conn)
+                .await?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
+            };
+            let session = session_row!(first)?;
+            let account =
+                account_row!(first, id = "account_id", created_at = "account_created_at")?;
+            let grant_state: Option<String> = first.try_get("grant_state")?;
+            let decision: Option<String> = first.try_get("decision_status")?;
+            let professional_id = match decision {
+                None => ProfessionalIdStatus::Pending,
+                Some(status) => ProfessionalIdStatus::parse(&status)
+                    .filter(|status| *status != ProfessionalIdStatus::Pending)
+                    .ok_or(StoreError::Corrupt("decision status"))?,
+            };
+            let mut wrapped_keys = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let version: Option<i64> = row.try_get("key_version")?;
+                let wrapped: Option<Vec<u8>> = row.try_get("wrapped_key")?;
+                if let Some(key) = version.zip(wrapped) {
+                    wrapped_keys.push(key);
+                }
+            }
+            Ok(Some(SignedInRecord {
+                session,
+                account,
+                grant_state,
+                gate: RecordsGate {
+                    pin_version: first.try_get("practice_pin_version")?,
+                    professional_id,
+                    wrapped_keys,
+                },
+            }))
         })
     }
 

@@ -29,7 +29,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use accounts::{AccountHolder, AccountRecord, ActivationRecord, SessionRecord, TotpRecord};
+pub use accounts::{
+    AccountHolder, AccountRecord, ActivationRecord, RecordsGate, SessionRecord, SignedInRecord,
+    TotpRecord,
+};
 pub use audit::AuditQuery;
 pub use committer::{BoxFuture, GroupCommitter};
 pub use device_certificates::DeviceCertificateRecord;

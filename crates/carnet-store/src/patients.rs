@@ -133,34 +133,6 @@ impl Tx {
         })
     }
 
-    /// What the records capability reads about a practice, in one statement: the version
-    /// of its PIN (none while unset) and its wrapped keys, newest first (as
-    /// [`Tx::practice_keys`]). It runs on every records request.
-    pub async fn records_gate(
-        &mut self,
-        practice_id: PracticeId,
-    ) -> Result<(Option<i64>, Vec<(i64, Vec<u8>)>), StoreError> {
-        // One row at least (the PIN's version, or none), then one per key version.
-        type GateRow = (Option<i64>, Option<i64>, Option<Vec<u8>>);
-        let rows: Vec<GateRow> = on_tx!(self, |conn| {
-            sqlx::query_as(
-                "SELECT pin.version, k.version, k.wrapped_key FROM (SELECT 1 AS one) AS only_row \
-                 LEFT JOIN practice_pins pin ON pin.practice_id = $1 \
-                 LEFT JOIN practice_keys k ON k.practice_id = $1 \
-                 ORDER BY k.version DESC",
-            )
-            .bind(practice_id.as_uuid())
-            .fetch_all(&mut *conn)
-            .await?
-        });
-        let pin_version = rows.first().and_then(|(pin, _, _)| *pin);
-        let keys = rows
-            .into_iter()
-            .filter_map(|(_, version, wrapped)| version.zip(wrapped))
-            .collect();
-        Ok((pin_version, keys))
-    }
-
     /// Stores a practice key version unless it exists (two requests may race to make
     /// the first one: the first wins, both read it back).
     pub async fn insert_practice_key(

@@ -1,9 +1,10 @@
 use carnet_domain::{
     Address, AdminId, Member, MemberId, MemberName, Phone, Practice, PracticeId, PracticeName,
-    Profession, ProfessionalIdState, Role, Timestamp,
+    Profession, ProfessionalIdState, ProfessionalIdStatus, Role, Timestamp,
 };
 use carnet_store::{
-    AccountHolder, CeremonyRecord, GroupCommitter, PasskeyRecord, Store, StoreError,
+    AccountHolder, CeremonyRecord, GrantRecord, GroupCommitter, PasskeyRecord, RecordsGate, Store,
+    StoreError, Tx,
 };
 use uuid::Uuid;
 
@@ -13,6 +14,7 @@ conformance!(
     accounts_of_members_and_admins_are_found_by_login_and_id,
     activation_codes_are_replaced_counted_and_used,
     sessions_are_stored_updated_and_revoked,
+    a_signed_in_read_gives_the_session_account_grant_and_own_records_gate,
     recovery_codes_work_once_and_totp_steps_are_kept,
     password_failures_count_since_the_last_unlock,
     passkeys_are_listed_used_renamed_and_removed,
@@ -27,15 +29,20 @@ fn at(offset: i64) -> Timestamp {
     Timestamp::from_unix_millis(T0 + offset)
 }
 
-/// A practice with one holder, and a platform administrator.
-async fn world(store: &Store) -> (PracticeId, MemberId, AdminId) {
-    let practice = Practice {
-        id: PracticeId::new_v7(1, &[1; 10]),
-        name: PracticeName::parse("Cabinet").expect("valid"),
+/// A nurses' practice, its id made from `n`.
+fn a_practice(n: u8, name: &str) -> Practice {
+    Practice {
+        id: PracticeId::new_v7(u64::from(n), &[n; 10]),
+        name: PracticeName::parse(name).expect("valid"),
         address: Address::parse("1 rue Haute").expect("valid"),
         profession: Profession::Nurse,
         created_at: at(0),
-    };
+    }
+}
+
+/// A practice with one holder, and a platform administrator.
+async fn world(store: &Store) -> (PracticeId, MemberId, AdminId) {
+    let practice = a_practice(1, "Cabinet");
     let member = Member {
         id: MemberId::new_v7(2, &[2; 10]),
         practice_id: practice.id,
@@ -65,14 +72,14 @@ fn holder(practice_id: PracticeId, member_id: MemberId) -> AccountHolder {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario: both kinds of holders, conflict, lookups, password updates"
-)]
-async fn accounts_of_members_and_admins_are_found_by_login_and_id(store: &Store) {
-    let (practice, member, admin) = world(store).await;
+/// The holder's account (10) and the administrator's (11), in `tx`.
+async fn both_accounts(
+    tx: &mut Tx,
+    practice: PracticeId,
+    member: MemberId,
+    admin: AdminId,
+) -> (Uuid, Uuid) {
     let (member_account, admin_account) = (Uuid::from_u128(10), Uuid::from_u128(11));
-    let mut tx = store.transaction().await.expect("begin");
     tx.insert_account(
         member_account,
         &holder(practice, member),
@@ -91,6 +98,13 @@ async fn accounts_of_members_and_admins_are_found_by_login_and_id(store: &Store)
     )
     .await
     .expect("admin account");
+    (member_account, admin_account)
+}
+
+async fn accounts_of_members_and_admins_are_found_by_login_and_id(store: &Store) {
+    let (practice, member, admin) = world(store).await;
+    let mut tx = store.transaction().await.expect("begin");
+    let (member_account, admin_account) = both_accounts(&mut tx, practice, member, admin).await;
     let duplicate = tx
         .insert_account(
             Uuid::from_u128(12),
@@ -281,6 +295,148 @@ async fn sessions_are_stored_updated_and_revoked(store: &Store) {
         1
     );
     tx.commit().await.expect("commit");
+}
+
+/// The read every signed-in request makes: the session and its account as their own
+/// lookups give them, the grant of the session's device, and, for a member, the PIN
+/// version, professional number and every key version of the member's own practice only.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: a bare session, then device, keys, PIN and decision added"
+)]
+async fn a_signed_in_read_gives_the_session_account_grant_and_own_records_gate(store: &Store) {
+    let (practice, member, admin) = world(store).await;
+    let other = a_practice(4, "Autre cabinet");
+    let (member_session, admin_session) = (Uuid::from_u128(20), Uuid::from_u128(21));
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_practice(&other).await.expect("practice");
+    let (member_account, admin_account) = both_accounts(&mut tx, practice, member, admin).await;
+    tx.insert_session(member_session, &[1; 32], member_account, at(1), at(1000))
+        .await
+        .expect("session");
+    tx.insert_session(admin_session, &[2; 32], admin_account, at(1), at(1000))
+        .await
+        .expect("session");
+    // The other practice's PIN and key must never show in this member's gate.
+    tx.insert_practice_key(other.id, 7, b"other key", at(2))
+        .await
+        .expect("key");
+    tx.put_practice_pin(other.id, 5, b"other pin", Uuid::from_u128(9), at(2))
+        .await
+        .expect("pin");
+    tx.commit().await.expect("commit");
+
+    let empty = RecordsGate {
+        pin_version: None,
+        professional_id: ProfessionalIdStatus::Pending,
+        wrapped_keys: Vec::new(),
+    };
+    let mut reads = store.reads().await.expect("reads");
+    let found = reads
+        .signed_in(&[1; 32])
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(
+        Some(found.session.clone()),
+        reads.session_by_token_hash(&[1; 32]).await.expect("query")
+    );
+    assert_eq!(
+        Some(found.account.clone()),
+        reads.account(member_account).await.expect("query")
+    );
+    assert_eq!((found.grant_state, found.gate), (None, empty.clone()));
+    assert!(
+        reads.signed_in(&[9; 32]).await.expect("query").is_none(),
+        "an unknown token"
+    );
+
+    let device = Uuid::from_u128(30);
+    let mut tx = store.transaction().await.expect("begin");
+    tx.insert_device(device, &[3; 32], "Firefox", at(3))
+        .await
+        .expect("device");
+    tx.attach_session_device(member_session, device, false, at(3))
+        .await
+        .expect("attach");
+    tx.insert_grant(&GrantRecord {
+        device_id: device,
+        account_id: member_account,
+        practice_id: Some(practice),
+        name: "Poste".to_owned(),
+        state: "approved".to_owned(),
+        created_at: at(3),
+        decided_at: Some(at(3)),
+        decided_by: Some(member_account),
+        browser: "Firefox".to_owned(),
+        last_seen_at: at(3),
+        login: "anne@example.fr".to_owned(),
+    })
+    .await
+    .expect("grant");
+    for version in [1, 2] {
+        tx.insert_practice_key(
+            practice,
+            version,
+            format!("key-{version}").as_bytes(),
+            at(4),
+        )
+        .await
+        .expect("key");
+        tx.put_practice_pin(practice, version, b"pin", Uuid::from_u128(9), at(4))
+            .await
+            .expect("pin");
+    }
+    tx.append_professional_id_decision(
+        practice,
+        member,
+        &ProfessionalIdState::Decided {
+            status: ProfessionalIdStatus::Validated,
+            by: admin,
+            at: at(5),
+            reason: "RPPS vérifié".to_owned(),
+        },
+    )
+    .await
+    .expect("decision");
+    tx.commit().await.expect("commit");
+
+    let found = reads
+        .signed_in(&[1; 32])
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(found.session.device_id, Some(device));
+    assert_eq!(
+        Some(found.account),
+        reads.account(member_account).await.expect("query"),
+        "the account, once, whatever the number of keys"
+    );
+    assert_eq!(found.grant_state.as_deref(), Some("approved"));
+    assert_eq!(
+        found.gate,
+        RecordsGate {
+            pin_version: Some(2),
+            professional_id: ProfessionalIdStatus::Validated,
+            wrapped_keys: vec![(2, b"key-2".to_vec()), (1, b"key-1".to_vec())],
+        },
+        "the current PIN, the latest decision, each key once, newest first"
+    );
+
+    let found = reads
+        .signed_in(&[2; 32])
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(
+        Some(found.account),
+        reads.account(admin_account).await.expect("query")
+    );
+    assert_eq!(
+        (found.grant_state, found.gate),
+        (None, empty),
+        "an administrator has no practice, hence no gate"
+    );
 }
 
 async fn recovery_codes_work_once_and_totp_steps_are_kept(store: &Store) {

@@ -12,7 +12,6 @@ conformance!(
     patient_revisions_cannot_be_updated_or_deleted,
     an_import_inserts_many_patients_at_once,
     reads_see_the_latest_commit_and_refuse_writes,
-    the_records_gate_reads_the_pin_version_and_every_key,
 );
 
 fn practice(n: u64) -> Practice {
@@ -271,65 +270,4 @@ async fn reads_see_the_latest_commit_and_refuse_writes(store: &Store) {
         "not from another practice"
     );
     assert!(matches!(reads.commit().await, Err(StoreError::ReadOnly)));
-}
-
-/// The records capability's read: the PIN's version and every key version, newest first,
-/// whether either is missing; only the practice's own.
-async fn the_records_gate_reads_the_pin_version_and_every_key(store: &Store) {
-    let (a, b) = (practice(40), practice(41));
-    let now = Timestamp::from_unix_millis(4_000);
-    let mut tx = store.transaction().await.expect("tx");
-    tx.insert_practice(&a).await.expect("practice");
-    tx.insert_practice(&b).await.expect("practice");
-    tx.commit().await.expect("commit");
-    let mut reads = store.reads().await.expect("reads");
-    assert_eq!(
-        reads.records_gate(a.id).await.expect("gate"),
-        (None, Vec::new()),
-        "no PIN, no key yet"
-    );
-
-    let mut tx = store.transaction().await.expect("tx");
-    for version in [1, 2] {
-        tx.insert_practice_key(a.id, version, format!("key-{version}").as_bytes(), now)
-            .await
-            .expect("key");
-    }
-    tx.insert_practice_key(b.id, 7, b"other", now)
-        .await
-        .expect("key");
-    tx.commit().await.expect("commit");
-    let keys = vec![(2, b"key-2".to_vec()), (1, b"key-1".to_vec())];
-    assert_eq!(
-        reads.records_gate(a.id).await.expect("gate"),
-        (None, keys.clone()),
-        "keys without a PIN"
-    );
-
-    let by = Uuid::from_u128(9);
-    let mut tx = store.transaction().await.expect("tx");
-    tx.put_practice_pin(a.id, 1, b"sealed", by, now)
-        .await
-        .expect("pin");
-    tx.put_practice_pin(a.id, 2, b"sealed again", by, now)
-        .await
-        .expect("pin");
-    tx.put_practice_pin(b.id, 5, b"other", by, now)
-        .await
-        .expect("pin");
-    tx.commit().await.expect("commit");
-    assert_eq!(
-        reads.records_gate(a.id).await.expect("gate"),
-        (Some(2), keys),
-        "the current PIN's version, each key once"
-    );
-    assert_eq!(
-        reads.records_gate(b.id).await.expect("gate"),
-        (Some(5), vec![(7, b"other".to_vec())])
-    );
-    assert_eq!(
-        reads.records_gate(practice(42).id).await.expect("gate"),
-        (None, Vec::new()),
-        "an unknown practice"
-    );
 }
