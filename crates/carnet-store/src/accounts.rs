@@ -687,7 +687,7 @@ impl Tx {
     }
 
     /// The session presented with `token_hash`, its account, its device's grant state and
-    /// its practice's records gate, in one statement (see [`SIGNED_IN_QUERY`]).
+    /// its practice's records gate, in one statement (`SIGNED_IN_QUERY`).
     pub async fn signed_in(
         &mut self,
         token_hash: &[u8],
