@@ -3,8 +3,8 @@ use carnet_domain::{
     Profession, ProfessionalIdState, ProfessionalIdStatus, Role, Timestamp,
 };
 use carnet_store::{
-    AccountHolder, CeremonyRecord, GrantRecord, GroupCommitter, PasskeyRecord, RecordsGate, Store,
-    StoreError, Tx,
+    AccountHolder, CeremonyRecord, GrantRecord, GroupCommitter, PasskeyRecord, RecordsGate,
+    SignedInRecord, Store, StoreError, Tx,
 };
 use uuid::Uuid;
 
@@ -297,6 +297,15 @@ async fn sessions_are_stored_updated_and_revoked(store: &Store) {
     tx.commit().await.expect("commit");
 }
 
+/// The sign-in read of the session whose token hash is `n` repeated, which must exist.
+async fn found_signed_in(reads: &mut Tx, n: u8) -> SignedInRecord {
+    reads
+        .signed_in(&[n; 32])
+        .await
+        .expect("query")
+        .expect("found")
+}
+
 /// The read every signed-in request makes: the session and its account as their own
 /// lookups give them, the grant of the session's device, and, for a member, the PIN
 /// version, professional number and every key version of the member's own practice only.
@@ -332,11 +341,7 @@ async fn a_signed_in_read_gives_the_session_account_grant_and_own_records_gate(s
         wrapped_keys: Vec::new(),
     };
     let mut reads = store.reads().await.expect("reads");
-    let found = reads
-        .signed_in(&[1; 32])
-        .await
-        .expect("query")
-        .expect("found");
+    let found = found_signed_in(&mut reads, 1).await;
     assert_eq!(
         Some(found.session.clone()),
         reads.session_by_token_hash(&[1; 32]).await.expect("query")
@@ -401,11 +406,7 @@ async fn a_signed_in_read_gives_the_session_account_grant_and_own_records_gate(s
     .expect("decision");
     tx.commit().await.expect("commit");
 
-    let found = reads
-        .signed_in(&[1; 32])
-        .await
-        .expect("query")
-        .expect("found");
+    let found = found_signed_in(&mut reads, 1).await;
     assert_eq!(found.session.device_id, Some(device));
     assert_eq!(
         Some(found.account),
@@ -423,11 +424,7 @@ async fn a_signed_in_read_gives_the_session_account_grant_and_own_records_gate(s
         "the current PIN, the latest decision, each key once, newest first"
     );
 
-    let found = reads
-        .signed_in(&[2; 32])
-        .await
-        .expect("query")
-        .expect("found");
+    let found = found_signed_in(&mut reads, 2).await;
     assert_eq!(
         Some(found.account),
         reads.account(admin_account).await.expect("query")
