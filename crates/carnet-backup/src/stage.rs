@@ -602,12 +602,21 @@ fn write_row_counts(database: &Path, file: &Path) -> Result<(), BackupError> {
 
 /// `pg_dump` in custom format without compression (compressed dumps change entirely when
 /// one row changes; the repository compresses anyway). The password goes through the
-/// environment (`PGPASSWORD`) so it never shows in the process list.
+/// environment (`PGPASSWORD`) so it never shows in the process list. The care records'
+/// row-level security (migration 0014) applies to Carnet's role: the dump works
+/// instance-wide and keeps row security on, so it holds every practice's rows without
+/// needing a role that bypasses the policies.
 fn dump_postgres(url: &str, file: &Path) -> Result<(), BackupError> {
-    let (address, password) = split_password(url)?;
+    let (address, password) = split_password(&instance_wide(url)?)?;
     let mut command = std::process::Command::new("pg_dump");
     command
-        .args(["--format=custom", "--compress=0", "--no-owner", "--file"])
+        .args([
+            "--format=custom",
+            "--compress=0",
+            "--no-owner",
+            "--enable-row-security",
+            "--file",
+        ])
         .arg(file)
         .arg("--dbname")
         .arg(&address);
@@ -689,7 +698,7 @@ pub fn postgres_row_counts(url: &str) -> Result<Vec<(String, i64)>, BackupError>
         WHERE c.relkind IN ('r', 'p') AND s.nspname NOT IN ('pg_catalog', 'information_schema') \
         AND s.nspname NOT LIKE 'pg_toast%' ORDER BY 1";
     let output = psql_output(
-        url,
+        &instance_wide(url)?,
         &["--no-align", "--tuples-only", "--field-separator= "],
         COUNTS,
     )?;
@@ -796,6 +805,37 @@ fn search_path_schema(url: &str) -> Option<String> {
     (!schema.is_empty()).then(|| schema.to_owned())
 }
 
+/// `url` with the session setting that lets its queries see every practice's care
+/// records under row-level security (`carnet.instance_wide`, migration 0014), added to
+/// the URL's own `options` (libpq lets them override `PGOPTIONS`).
+fn instance_wide(url: &str) -> Result<String, BackupError> {
+    const SETTING: &str = "-c carnet.instance_wide=on";
+    let mut parsed = url::Url::parse(url)
+        .map_err(|_| BackupError::Database("l'URL PostgreSQL n'est pas valide".into()))?;
+    let mut pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    match pairs.iter_mut().find(|(key, _)| key == "options") {
+        Some((_, options)) => {
+            options.push(' ');
+            options.push_str(SETTING);
+        }
+        None => pairs.push(("options".to_owned(), SETTING.to_owned())),
+    }
+    // Percent-encoded by hand: libpq decodes `%20` but not the `+` of form encoding.
+    let encode = |text: &str| {
+        percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let query = pairs
+        .iter()
+        .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+        .collect::<Vec<_>>()
+        .join("&");
+    parsed.set_query(Some(&query));
+    Ok(parsed.to_string())
+}
+
 /// The URL without its password, and the password.
 fn split_password(url: &str) -> Result<(String, Option<String>), BackupError> {
     let mut parsed = url::Url::parse(url)
@@ -841,7 +881,7 @@ fn link_tree(from: &Path, to: &Path) -> Result<(), BackupError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{FileState, SourceState, Stamp, search_path_schema, split_password};
+    use super::{FileState, SourceState, Stamp, instance_wide, search_path_schema, split_password};
 
     #[test]
     fn a_stamp_reads_back_and_anything_else_is_no_stamp() {
@@ -884,5 +924,25 @@ mod tests {
             Some("carnet_e2e".to_owned())
         );
         assert_eq!(search_path_schema("postgres://u@h/test"), None);
+    }
+
+    #[test]
+    fn instance_wide_adds_its_setting_to_the_url_options() {
+        assert_eq!(
+            instance_wide("postgres://u:p@h/test?sslmode=require&options=-c%20search_path%3Ds")
+                .expect("valid"),
+            "postgres://u:p@h/test?sslmode=require&options=%2Dc%20search%5Fpath%3Ds%20%2Dc%20\
+             carnet%2Einstance%5Fwide%3Don"
+        );
+        assert_eq!(
+            instance_wide("postgres://u@h/test").expect("valid"),
+            "postgres://u@h/test?options=%2Dc%20carnet%2Einstance%5Fwide%3Don"
+        );
+        assert_eq!(
+            search_path_schema(
+                &instance_wide("postgres://u@h/t?options=-c%20search_path%3Ds").expect("valid")
+            ),
+            Some("s".to_owned())
+        );
     }
 }

@@ -4,7 +4,7 @@
 use carnet_domain::{PracticeId, Timestamp};
 use uuid::Uuid;
 
-use crate::tx::on_tx;
+use crate::tx::{RowScope, on_tx};
 use crate::{StoreError, Tx};
 
 /// One version of a document.
@@ -49,6 +49,7 @@ impl Tx {
         practice_id: PracticeId,
         version: &DocumentVersionRecord,
     ) -> Result<(), StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         self.before_write().await?;
         on_tx!(self, |conn| {
             if version.number == 1 {
@@ -93,6 +94,7 @@ impl Tx {
         patient_id: Uuid,
         document_id: Option<Uuid>,
     ) -> Result<Vec<DocumentVersionRecord>, StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         let sql = format!(
             "SELECT {VERSION_COLUMNS} WHERE d.practice_id = $1 AND d.patient_id = $2 \
              AND ($3 IS NULL OR d.id = $3) ORDER BY d.created_at DESC, d.id, v.number DESC"
@@ -112,31 +114,38 @@ impl Tx {
 impl crate::Store {
     /// The (version number, blob name) of each version of a document, whatever its
     /// practice: for the operator's `carnet restore document` at the console (structural
-    /// metadata only, no key and no sealed value).
+    /// metadata only, no key and no sealed value; instance-wide, so outside row-level
+    /// security's practice scope).
     pub async fn document_blob_names(
         &self,
         document_id: Uuid,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = crate::on_backend!(self, |pool| {
+        let mut tx = self.reads().await?;
+        tx.scope_rows(RowScope::Instance).await?;
+        let rows = on_tx!(tx, |conn| {
             sqlx::query_as::<_, (i64, String)>(
                 "SELECT number, blob_name FROM document_versions WHERE document_id = $1 \
                  ORDER BY number",
             )
             .bind(document_id)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?
         });
+        tx.rollback().await?;
         Ok(rows)
     }
 
     /// Every blob name the database refers to (a restore drill checks they all came
-    /// back).
+    /// back; instance-wide, like [`Self::document_blob_names`]).
     pub async fn all_blob_names(&self) -> Result<Vec<String>, StoreError> {
-        let rows = crate::on_backend!(self, |pool| {
+        let mut tx = self.reads().await?;
+        tx.scope_rows(RowScope::Instance).await?;
+        let rows = on_tx!(tx, |conn| {
             sqlx::query_scalar::<_, String>("SELECT blob_name FROM document_versions")
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
+        tx.rollback().await?;
         Ok(rows)
     }
 }

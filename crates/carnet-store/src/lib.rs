@@ -228,17 +228,19 @@ impl Store {
         Ok(Tx::new(inner))
     }
 
-    /// A [`Tx`] for reads only, on a pooled connection outside any transaction: each
-    /// statement sees the latest commit, and no BEGIN or ROLLBACK round trip is paid
-    /// (for hot reads whose statements need not see one snapshot). Writes, audit
-    /// appends and commit are refused with [`StoreError::ReadOnly`].
+    /// A [`Tx`] for reads only. On SQLite, a pooled connection outside any transaction:
+    /// each statement sees the latest commit, and no BEGIN or ROLLBACK round trip is paid
+    /// (for hot reads whose statements need not see one snapshot). On PostgreSQL, a
+    /// transaction rolled back at the end, so the row-level security scope set for its
+    /// reads ends with it. Writes, audit appends and commit are refused with
+    /// [`StoreError::ReadOnly`].
     pub async fn reads(&self) -> Result<Tx, StoreError> {
         let inner = match &self.backend {
             Backend::Sqlite { pool, .. } => {
                 tx::TxInner::Sqlite(tx::Held::Reads(pool.acquire().await?))
             }
             Backend::Postgres { pool } => {
-                tx::TxInner::Postgres(tx::Held::Reads(pool.acquire().await?))
+                tx::TxInner::Postgres(tx::Held::ReadTransaction(pool.begin().await?))
             }
         };
         Ok(Tx::new(inner))
@@ -259,12 +261,33 @@ impl Store {
 
     /// Runs one raw statement, bypassing every rule of this contract. Only for tests and
     /// tooling that must act on the database as an attacker or an operator would (tamper
-    /// tests, append-only checks); never called by the service layer.
+    /// tests, append-only checks); never called by the service layer. On PostgreSQL it
+    /// sees every practice's rows (row-level security's instance-wide scope).
     pub async fn danger_execute(&self, statement: &'static str) -> Result<u64, StoreError> {
-        let rows_affected = on_backend!(self, |pool| {
-            sqlx::query(statement).execute(pool).await?.rows_affected()
+        let mut tx = self.transaction().await?;
+        tx.scope_rows(tx::RowScope::Instance).await?;
+        let rows_affected = tx::on_tx!(tx, |conn| {
+            sqlx::query(statement)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
         });
+        // A raw statement appends no audit entry; committing flushes an empty buffer.
+        tx.commit().await?;
         Ok(rows_affected)
+    }
+
+    /// Whether the role Carnet connects as escapes row-level security (migration 0014):
+    /// a PostgreSQL superuser or a role with BYPASSRLS. Never on SQLite, which has none.
+    pub async fn bypasses_row_security(&self) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(false),
+            Backend::Postgres { pool } => Ok(sqlx::query_scalar(
+                "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            )
+            .fetch_one(pool)
+            .await?),
+        }
     }
 
     // ---- instance metadata -------------------------------------------------------------
@@ -339,6 +362,22 @@ impl Store {
             row.map(|row| rows::practice!(row)).transpose()
         })
     }
+}
+
+/// SQL, run by a superuser, that gives Carnet a login role of its own (no superuser, no
+/// BYPASSRLS, so row-level security applies to it) and a fresh schema that role owns
+/// (`schema` replaced if it exists). The test suites run it for each PostgreSQL case;
+/// `role` and `schema` must be plain identifiers (letters, digits, underscores).
+pub fn owned_schema_sql(role: &str, schema: &str) -> String {
+    format!(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN \
+             CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS; \
+           END IF; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; \
+         DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; \
+         CREATE SCHEMA \"{schema}\" AUTHORIZATION \"{role}\""
+    )
 }
 
 /// Builds a PostgreSQL connection option set that confines every connection to `schema`

@@ -79,6 +79,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "backup leases and runs",
         include_str!("../migrations/sqlite/0013_backups.sql"),
     ),
+    (
+        14,
+        "row-level security",
+        include_str!("../migrations/sqlite/0014_row_level_security.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -147,6 +152,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         13,
         "backup leases and runs",
         include_str!("../migrations/postgres/0013_backups.sql"),
+    ),
+    (
+        14,
+        "row-level security",
+        include_str!("../migrations/postgres/0014_row_level_security.sql"),
     ),
 ];
 

@@ -5,7 +5,7 @@
 use carnet_domain::{PracticeId, Timestamp};
 use uuid::Uuid;
 
-use crate::tx::on_tx;
+use crate::tx::{RowScope, on_tx};
 use crate::{StoreError, Tx};
 
 /// A patient row: its wrapped key and bookkeeping, no identity.
@@ -166,6 +166,8 @@ impl Tx {
         patient: &PatientRecord,
         created_by: Uuid,
     ) -> Result<(), StoreError> {
+        self.scope_rows(RowScope::Practice(patient.practice_id))
+            .await?;
         self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
@@ -191,6 +193,7 @@ impl Tx {
         practice_id: PracticeId,
         patient_id: Uuid,
     ) -> Result<Option<PatientRecord>, StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         on_tx!(self, |conn| {
             let row: Option<PatientRow> = sqlx::query_as(
                 "SELECT id, practice_id, key_version, wrapped_key, created_at, last_care_at \
@@ -211,6 +214,7 @@ impl Tx {
         practice_id: PracticeId,
         patient_id: Uuid,
     ) -> Result<Option<(PatientRecord, PatientRevisionRecord)>, StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         let sql = format!(
             "{CANDIDATES} FROM patients p {CURRENT_REVISION} WHERE p.practice_id = $1 AND p.id = $2"
         );
@@ -232,6 +236,7 @@ impl Tx {
         field: &str,
         digest: &[u8],
     ) -> Result<Vec<(PatientRecord, PatientRevisionRecord)>, StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         let sql = format!(
             "{CANDIDATES} FROM patient_index i \
              JOIN patients p ON p.id = i.patient_id AND p.practice_id = i.practice_id \
@@ -257,6 +262,7 @@ impl Tx {
         practice_id: PracticeId,
         revision: &PatientRevisionRecord,
     ) -> Result<(), StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         self.insert_sealed_revision(
             "INSERT INTO patient_revisions (id, patient_id, practice_id, number, \
              sealed_identity, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -301,6 +307,7 @@ impl Tx {
         practice_id: PracticeId,
         patient_id: Uuid,
     ) -> Result<Option<PatientRevisionRecord>, StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         on_tx!(self, |conn| {
             let row: Option<RevisionRow> = sqlx::query_as(
                 "SELECT id, patient_id, number, sealed_identity, created_at, created_by \
@@ -321,6 +328,7 @@ impl Tx {
         practice_id: PracticeId,
         patient_id: Uuid,
     ) -> Result<Vec<PatientRevisionRecord>, StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         on_tx!(self, |conn| {
             let rows: Vec<RevisionRow> = sqlx::query_as(
                 "SELECT id, patient_id, number, sealed_identity, created_at, created_by \
@@ -347,6 +355,7 @@ impl Tx {
     ) -> Result<(), StoreError> {
         /// Rows per statement (SQLite allows 32,766 parameters, PostgreSQL 65,535).
         const ROWS: usize = 200;
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         self.before_write().await?;
         let kind = self.kind();
         for chunk in patients.chunks(ROWS) {
@@ -434,6 +443,7 @@ impl Tx {
         patient_id: Uuid,
         entries: &[IndexEntry],
     ) -> Result<(), StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query("DELETE FROM patient_index WHERE practice_id = $1 AND patient_id = $2")
@@ -500,6 +510,7 @@ impl Tx {
         practice_id: PracticeId,
         record: &ClinicalRecord,
     ) -> Result<(), StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
@@ -525,6 +536,7 @@ impl Tx {
         practice_id: PracticeId,
         record: &ClinicalRecord,
     ) -> Result<(), StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         self.insert_sealed_revision(
             "INSERT INTO clinical_revisions (id, entry_id, practice_id, number, \
              sealed_content, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -547,6 +559,7 @@ impl Tx {
         practice_id: PracticeId,
         patient_id: Uuid,
     ) -> Result<Vec<ClinicalRecord>, StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         let sql = format!(
             "SELECT {CLINICAL_COLUMNS} WHERE e.practice_id = $1 AND e.patient_id = $2 \
              AND r.number = (SELECT MAX(number) FROM clinical_revisions WHERE entry_id = e.id) \
@@ -569,6 +582,7 @@ impl Tx {
         patient_id: Uuid,
         entry_id: Uuid,
     ) -> Result<Vec<ClinicalRecord>, StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         let sql = format!(
             "SELECT {CLINICAL_COLUMNS} WHERE e.practice_id = $1 AND e.patient_id = $2 \
              AND e.id = $3 ORDER BY r.number DESC"
@@ -591,6 +605,7 @@ impl Tx {
         patient_id: Uuid,
         at: Timestamp,
     ) -> Result<(), StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         self.before_write().await?;
         on_tx!(self, |conn| {
             sqlx::query(
@@ -617,6 +632,7 @@ impl Tx {
         version: i64,
         limit: i64,
     ) -> Result<Vec<PatientRecord>, StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         on_tx!(self, |conn| {
             let rows: Vec<PatientRow> = sqlx::query_as(
                 "SELECT id, practice_id, key_version, wrapped_key, created_at, last_care_at \
@@ -642,6 +658,7 @@ impl Tx {
         to_version: i64,
         wrapped_key: &[u8],
     ) -> Result<bool, StoreError> {
+        self.scope_rows(RowScope::Practice(practice_id)).await?;
         self.before_write().await?;
         on_tx!(self, |conn| {
             let done = sqlx::query(
@@ -661,6 +678,7 @@ impl Tx {
 
     /// The practices with patients still wrapped by an older key version.
     pub async fn practices_to_reencrypt(&mut self) -> Result<Vec<PracticeId>, StoreError> {
+        self.scope_rows(RowScope::Instance).await?;
         on_tx!(self, |conn| {
             let rows: Vec<(Uuid,)> = sqlx::query_as(
                 "SELECT DISTINCT p.practice_id FROM patients p WHERE p.key_version < \

@@ -21,12 +21,17 @@ pub(crate) enum Held<DB: sqlx::Database> {
     /// the latest commit (no snapshot across statements), and no BEGIN or ROLLBACK is
     /// sent. Every write is refused.
     Reads(sqlx::pool::PoolConnection<DB>),
+    /// A transaction for reads only, rolled back at the end: on PostgreSQL, where the
+    /// row-level security scope ([`Tx::scope_rows`]) is a setting local to a
+    /// transaction, so it can never outlive the reads and reach the connection's next
+    /// user. Every write is refused.
+    ReadTransaction(sqlx::Transaction<'static, DB>),
 }
 
 impl<DB: sqlx::Database> Held<DB> {
     pub(crate) fn connection(&mut self) -> &mut DB::Connection {
         match self {
-            Self::Transaction(transaction) => transaction,
+            Self::Transaction(transaction) | Self::ReadTransaction(transaction) => transaction,
             Self::Reads(connection) => connection,
         }
     }
@@ -34,13 +39,15 @@ impl<DB: sqlx::Database> Held<DB> {
     async fn commit(self) -> Result<(), StoreError> {
         match self {
             Self::Transaction(transaction) => Ok(transaction.commit().await?),
-            Self::Reads(_) => Err(StoreError::ReadOnly),
+            Self::Reads(_) | Self::ReadTransaction(_) => Err(StoreError::ReadOnly),
         }
     }
 
     async fn rollback(self) -> Result<(), StoreError> {
         match self {
-            Self::Transaction(transaction) => Ok(transaction.rollback().await?),
+            Self::Transaction(transaction) | Self::ReadTransaction(transaction) => {
+                Ok(transaction.rollback().await?)
+            }
             Self::Reads(_) => Ok(()),
         }
     }
@@ -55,6 +62,20 @@ pub struct Tx {
     /// Inside a group-commit job: whether the job's savepoint was opened (it is opened
     /// lazily, before the job's first data write).
     job: Option<bool>,
+    /// The row-level security scope last set in this transaction (PostgreSQL only).
+    scope: Option<RowScope>,
+}
+
+/// Which care-record rows a PostgreSQL transaction may see and write under row-level
+/// security (migration 0014, ADR 0013): the second wall behind each query's own practice
+/// filter. SQLite has no such wall; there the scope costs nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowScope {
+    /// One practice's rows: every care-records statement done for a capability.
+    Practice(PracticeId),
+    /// Every practice's rows: named instance-wide maintenance only (the re-encryption
+    /// job's work list, the operator's blob listings, the tests' direct edits).
+    Instance,
 }
 
 impl std::fmt::Debug for Tx {
@@ -121,6 +142,7 @@ impl Tx {
             inner,
             audit: crate::audit::AuditBuffer::default(),
             job: None,
+            scope: None,
         }
     }
 
@@ -148,8 +170,35 @@ impl Tx {
     fn reads_only(&self) -> bool {
         matches!(
             self.inner,
-            TxInner::Sqlite(Held::Reads(_)) | TxInner::Postgres(Held::Reads(_))
+            TxInner::Sqlite(Held::Reads(_) | Held::ReadTransaction(_))
+                | TxInner::Postgres(Held::Reads(_) | Held::ReadTransaction(_))
         )
+    }
+
+    /// Sets the row-level security scope for the statements that follow (PostgreSQL;
+    /// nothing on SQLite), once per change: a transaction-local setting, so it ends with
+    /// the transaction. Called by every method that reads or writes care records.
+    pub(crate) async fn scope_rows(&mut self, scope: RowScope) -> Result<(), StoreError> {
+        if self.scope == Some(scope) {
+            return Ok(());
+        }
+        let TxInner::Postgres(held) = &mut self.inner else {
+            return Ok(());
+        };
+        let (practice, instance_wide) = match scope {
+            RowScope::Practice(id) => (id.as_uuid().to_string(), ""),
+            RowScope::Instance => (String::new(), "on"),
+        };
+        sqlx::query(
+            "SELECT set_config('carnet.practice', $1, true), \
+             set_config('carnet.instance_wide', $2, true)",
+        )
+        .bind(practice)
+        .bind(instance_wide)
+        .execute(held.connection())
+        .await?;
+        self.scope = Some(scope);
+        Ok(())
     }
 
     /// Runs a statement without arguments (savepoints, tests' direct edits).
@@ -190,6 +239,8 @@ impl Tx {
     ) -> Result<(), StoreError> {
         let savepoint = self.job.take() == Some(true);
         if !succeeded {
+            // A rollback to the savepoint also undoes a scope set inside it.
+            self.scope = None;
             self.audit.restore(mark);
             if savepoint {
                 self.execute_plain("ROLLBACK TO SAVEPOINT carnet_job")

@@ -77,6 +77,7 @@ pub async fn run(config: &Config) -> Result<(), CliError> {
     crate::admin::print_setup_link_if_needed(config, &instance.services).await?;
     tracing::info!(%bound, scheme, "listening");
 
+    warn_if_row_security_is_bypassed(&instance.store).await;
     let metrics = spawn_metrics(config)?;
     let instance = Arc::new(instance);
     let checkpoints = tokio::spawn(checkpoint_regularly(config.clone(), instance.clone()));
@@ -170,5 +171,22 @@ async fn checkpoint_regularly(config: Config, instance: Arc<crate::instance::Ins
             Ok(count) => tracing::info!(count, "patients moved to their practice's new key"),
             Err(error) => tracing::error!(error = %error, "key re-encryption failed"),
         }
+    }
+}
+
+/// Warns when the PostgreSQL role escapes the care records' row-level security (a
+/// superuser or BYPASSRLS role; ADR 0013): the practice filters still hold, the second
+/// wall does not.
+async fn warn_if_row_security_is_bypassed(store: &carnet_store::Store) {
+    match store.bypasses_row_security().await {
+        Ok(false) => {}
+        Ok(true) => tracing::warn!(
+            "the PostgreSQL role is a superuser or has BYPASSRLS: row-level security, the \
+             second wall between practices, does not apply to it (give Carnet a role of its own)"
+        ),
+        Err(error) => tracing::warn!(
+            error = %error.describe_without_secrets(),
+            "the PostgreSQL role's row-level security was not checked"
+        ),
     }
 }

@@ -60,6 +60,9 @@ pub async fn test_app_with_auth(
     }
 }
 
+/// The role the PostgreSQL test applications run as (see `carnet_store::owned_schema_sql`).
+const APP_ROLE: &str = "carnet_app_test";
+
 /// A test application on a fresh PostgreSQL schema (and its connection URL and schema),
 /// when `CARNET_TEST_POSTGRES_URL` names a server; `None` otherwise (refused when
 /// `CARNET_REQUIRE_POSTGRES=1`).
@@ -78,14 +81,18 @@ pub async fn test_app_on_postgres(settings: HttpSettings) -> Option<(TestApp, St
     let admin = sqlx::PgPool::connect(&url)
         .await
         .expect("connect PostgreSQL");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; CREATE SCHEMA \"{schema}\""
+    // Carnet runs as the schema's owner, not as the test URL's superuser, so row-level
+    // security (migration 0014) applies as in production.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(carnet_store::owned_schema_sql(
+        APP_ROLE, &schema,
     )))
     .execute(&admin)
     .await
     .expect("schema");
     admin.close().await;
-    let options = carnet_store::postgres_options_in_schema(&url, &schema).expect("URL");
+    let options = carnet_store::postgres_options_in_schema(&url, &schema)
+        .expect("URL")
+        .username(APP_ROLE);
     let store = Store::connect_postgres_with(options)
         .await
         .expect("connect");

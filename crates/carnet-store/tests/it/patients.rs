@@ -14,6 +14,95 @@ conformance!(
     reads_see_the_latest_commit_and_refuse_writes,
 );
 
+/// PostgreSQL's row-level security (migration 0014) is a second wall behind each query's
+/// own practice filter: a raw query as Carnet's role that forgets the filter sees no
+/// patient without a scope, only its practice's patients with one, cannot write a row of
+/// another practice, and sees every practice only when it says it works instance-wide.
+#[tokio::test]
+async fn row_level_security_keeps_a_query_without_practice_filter_in_its_practice() {
+    let Some(harness) = crate::support::postgres().await else {
+        return;
+    };
+    let (a, b) = (practice(11), practice(12));
+    let now = Timestamp::from_unix_millis(4_000);
+    let (in_a, in_b) = (patient(0xB1, a.id, now), patient(0xB2, b.id, now));
+    let mut tx = harness.store.transaction().await.expect("tx");
+    practices_with_a_patient(&mut tx, (&a, &b), &in_a).await;
+    tx.insert_practice_key(b.id, 1, b"first", now)
+        .await
+        .expect("key");
+    tx.insert_patient(&in_b, Uuid::from_u128(9))
+        .await
+        .expect("patient of b");
+    tx.commit().await.expect("commit");
+
+    let options = harness.app_options.clone().expect("PostgreSQL options");
+    let mut raw: sqlx::PgConnection = sqlx::ConnectOptions::connect(&options)
+        .await
+        .expect("connect as Carnet's role");
+    let mut wall = sqlx::Connection::begin(&mut raw).await.expect("begin");
+    assert_eq!(
+        visible_patients(&mut wall).await,
+        Vec::<Uuid>::new(),
+        "no scope, no patient"
+    );
+
+    set(&mut wall, "carnet.practice", &a.id.as_uuid().to_string()).await;
+    assert_eq!(
+        visible_patients(&mut wall).await,
+        [in_a.id],
+        "practice a's scope shows a's patient only"
+    );
+    let other: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM patients WHERE id = $1")
+        .bind(in_b.id)
+        .fetch_optional(&mut *wall)
+        .await
+        .expect("select");
+    assert_eq!(other, None, "b's patient is invisible by id too");
+    let written = sqlx::query(
+        "INSERT INTO patients (id, practice_id, key_version, wrapped_key, created_at, \
+         created_by) VALUES ($1, $2, 1, 'x', 0, $1)",
+    )
+    .bind(Uuid::from_u128(0xB3))
+    .bind(b.id.as_uuid())
+    .execute(&mut *wall)
+    .await;
+    assert!(
+        written.is_err(),
+        "a row of practice b written under a's scope must be refused"
+    );
+    wall.rollback().await.expect("rollback");
+
+    let mut wall = sqlx::Connection::begin(&mut raw).await.expect("begin");
+    set(&mut wall, "carnet.instance_wide", "on").await;
+    assert_eq!(
+        visible_patients(&mut wall).await,
+        [in_a.id, in_b.id],
+        "instance-wide sees both"
+    );
+    wall.rollback().await.expect("rollback");
+    drop(raw);
+    harness.finish().await;
+}
+
+/// Sets a row-level security setting for the rest of the transaction.
+async fn set(connection: &mut sqlx::PgConnection, setting: &str, value: &str) {
+    sqlx::query("SELECT set_config($1, $2, true)")
+        .bind(setting)
+        .bind(value)
+        .execute(connection)
+        .await
+        .expect("set_config");
+}
+
+/// Every patient id a query without practice filter sees.
+async fn visible_patients(connection: &mut sqlx::PgConnection) -> Vec<Uuid> {
+    sqlx::query_scalar("SELECT id FROM patients ORDER BY id")
+        .fetch_all(connection)
+        .await
+        .expect("select")
+}
+
 fn practice(n: u64) -> Practice {
     let mut random = [0u8; 10];
     random[..8].copy_from_slice(&n.to_be_bytes());

@@ -7,6 +7,8 @@ pub struct Harness {
     pub store: Store,
     _dir: Option<tempfile::TempDir>,
     schema: Option<(String, sqlx_admin::Admin)>,
+    /// How the store connects (PostgreSQL): a test can open a raw connection as Carnet.
+    pub app_options: Option<sqlx::postgres::PgConnectOptions>,
 }
 
 impl Harness {
@@ -31,6 +33,7 @@ pub async fn sqlite() -> Harness {
         store,
         _dir: Some(dir),
         schema: None,
+        app_options: None,
     }
 }
 
@@ -44,6 +47,10 @@ pub fn postgres_url() -> Option<String> {
 pub fn postgres_required() -> bool {
     std::env::var("CARNET_REQUIRE_POSTGRES").is_ok_and(|value| value == "1")
 }
+
+/// The role the PostgreSQL half runs as: no superuser, no BYPASSRLS, owner of its test
+/// schema (created once per server, idempotently: tests run in parallel processes).
+pub const APP_ROLE: &str = "carnet_app_test";
 
 static NEXT_SCHEMA: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -61,8 +68,12 @@ pub async fn postgres() -> Option<Harness> {
     let serial = NEXT_SCHEMA.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let schema = format!("carnet_test_{}_{serial}", std::process::id());
     admin.create_schema(&schema).await;
-    let options = carnet_store::postgres_options_in_schema(&url, &schema).expect("URL parses");
-    let store = Store::connect_postgres_with(options)
+    // Carnet runs as the schema's owner, not as the superuser of the test URL: row-level
+    // security (migration 0014) never applies to a superuser, and the suite must see it.
+    let options = carnet_store::postgres_options_in_schema(&url, &schema)
+        .expect("URL parses")
+        .username(APP_ROLE);
+    let store = Store::connect_postgres_with(options.clone())
         .await
         .expect("connect PostgreSQL");
     store.migrate(None).await.expect("migrate PostgreSQL");
@@ -70,6 +81,7 @@ pub async fn postgres() -> Option<Harness> {
         store,
         _dir: None,
         schema: Some((schema, admin)),
+        app_options: Some(options),
     })
 }
 
@@ -87,8 +99,9 @@ mod sqlx_admin {
         }
 
         pub async fn create_schema(&self, schema: &str) {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; CREATE SCHEMA \"{schema}\""
+            sqlx::raw_sql(sqlx::AssertSqlSafe(carnet_store::owned_schema_sql(
+                super::APP_ROLE,
+                schema,
             )))
             .execute(&self.0)
             .await

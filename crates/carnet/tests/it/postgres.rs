@@ -3,7 +3,14 @@
 
 use crate::support::{Instance, assert_refused, http_client, stderr_of, stdout_of};
 
-/// A fresh schema and the database URL confined to it, or `None` without PostgreSQL.
+/// The role the binary runs as on PostgreSQL: not the test URL's superuser, so the care
+/// records' row-level security applies (migration 0014) as it does for an operator who
+/// follows the documentation. It may create databases (the backup's restore drill) and
+/// schemas (a restore from a dump).
+const APP_ROLE: &str = "carnet_app_test";
+
+/// A fresh schema owned by [`APP_ROLE`] and the database URL (as that role) confined to
+/// it, or `None` without PostgreSQL.
 #[expect(
     clippy::print_stderr,
     reason = "tells that the PostgreSQL case did not run"
@@ -21,17 +28,23 @@ async fn fresh_schema(name: &str) -> Option<String> {
         return None;
     };
     let schema = format!("carnet_e2e_{name}_{}", std::process::id());
+    let mut app = url::Url::parse(&url).expect("URL");
+    let database = app.path().trim_start_matches('/').to_owned();
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        "{}; ALTER ROLE {APP_ROLE} CREATEDB; GRANT CREATE ON DATABASE \"{database}\" TO {APP_ROLE}",
+        carnet_store::owned_schema_sql(APP_ROLE, &schema)
     )))
     .execute(&pool)
     .await
     .expect("schema");
     pool.close().await;
-    let separator = if url.contains('?') { '&' } else { '?' };
+    app.set_username(APP_ROLE).expect("a user name");
+    app.set_password(None).expect("no password");
+    let app = app.to_string();
+    let separator = if app.contains('?') { '&' } else { '?' };
     Some(format!(
-        "{url}{separator}options=-c%20search_path%3D{schema}"
+        "{app}{separator}options=-c%20search_path%3D{schema}"
     ))
 }
 
@@ -225,7 +238,7 @@ async fn a_postgresql_instance_comes_back_from_its_dump_in_a_backup() {
     assert!(restored.status.success(), "{}", stderr_of(&restored));
     assert!(stdout_of(&restored).contains("pg_restore"));
     let pg_restore = std::process::Command::new("pg_restore")
-        .args(["--no-owner", "--dbname", &base])
+        .args(["--no-owner", "--dbname", &database_url])
         .arg(data.join("carnet.pgdump"))
         .output()
         .expect("pg_restore (postgresql-client)");
