@@ -82,6 +82,20 @@ async fn row_level_security_keeps_a_query_without_practice_filter_in_its_practic
     );
     wall.rollback().await.expect("rollback");
     drop(raw);
+
+    // What `carnet serve` checks to warn: Carnet's own role is held by the policies, the
+    // test URL's superuser is not.
+    assert!(
+        !harness.store.bypasses_row_security().await.expect("role"),
+        "Carnet's role is subject to row-level security"
+    );
+    let url = crate::support::postgres_url().expect("PostgreSQL URL");
+    let superuser = Store::connect_postgres(&url).await.expect("connect");
+    assert!(
+        superuser.bypasses_row_security().await.expect("role"),
+        "the test URL's superuser escapes row-level security"
+    );
+    superuser.close().await;
     harness.finish().await;
 }
 
