@@ -3,6 +3,7 @@
 
 mod audit;
 mod backup;
+mod bench_memory;
 mod cli;
 mod device;
 mod postgres;
