@@ -17,6 +17,8 @@
 //!   /api/v1/practices/{p}/patients/{id}` with a session cookie — session and device
 //!   checked, PIN state, practice and patient keys unwrapped, identity opened, and a
 //!   `record_read` audit entry committed durably (group commit) before the answer.
+//! - Record read on PostgreSQL (when `CARNET_TEST_POSTGRES_URL` is set): the same A/B
+//!   with Carnet on a fresh schema as its own role, the baseline a table of that schema.
 //! - Memory: this process's resident size (server, plus the test harness and a second
 //!   SQLite pool for the baseline) when idle after setup, and its largest sample (every
 //!   50 ms) under the record-read load.
@@ -107,6 +109,23 @@ async fn plain_record(
         .fetch_optional(&plain.pool)
         .await
         .unwrap_or_default();
+    stored_body(body)
+}
+
+async fn plain_record_postgres(
+    State(pool): State<sqlx::PgPool>,
+    Path(id): Path<String>,
+) -> axum::response::Response {
+    let body: Option<String> = sqlx::query_scalar("SELECT body FROM bench_plain WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&pool)
+        .await
+        .unwrap_or_default();
+    stored_body(body)
+}
+
+/// A baseline row's body as the answer, or 404.
+fn stored_body(body: Option<String>) -> axum::response::Response {
     match body {
         Some(body) => ([("content-type", "application/json")], body).into_response(),
         None => axum::http::StatusCode::NOT_FOUND.into_response(),
@@ -347,37 +366,13 @@ struct Bench {
     record_uri: String,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<hyper_util::server::graceful::GracefulShutdown>,
-    _plain_dir: tempfile::TempDir,
+    _plain_dir: Option<tempfile::TempDir>,
 }
 
 async fn bench() -> Option<Bench> {
-    if scale().is_none() {
-        println!("CARNET_BENCH is not set (full or smoke): benchmark skipped");
-        return None;
-    }
-    assert!(
-        std::process::Command::new("wrk").arg("-v").output().is_ok(),
-        "the benchmarks need wrk (apt-get install wrk)"
-    );
-    let settings = HttpSettings {
-        document_max_bytes: 64 * 1024 * 1024,
-        // A 20,000-row import takes longer than the default 30 s (measured; reported).
-        request_timeout: Duration::from_mins(5),
-        ..HttpSettings::default()
-    };
-    let test = test_app(settings).await;
-    let (practice, session, id) = crate::patients::holder_with_patient(&test).await;
-    // The whole Cookie header a browser would send: session and device cookies.
-    let holder = crate::auth::request("GET", "/", Some(&session), None)
-        .headers()
-        .get("cookie")
-        .expect("cookies")
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
-    let record_uri = format!("/api/v1/practices/{practice}/patients/{id}");
-    let (status, record) = call(&test, "GET", &record_uri, &session, None).await;
-    assert_eq!(status, axum::http::StatusCode::OK, "{record}");
+    scale_and_wrk()?;
+    let test = test_app(bench_settings()).await;
+    let signed_in = SignedIn::new(&test).await;
 
     // The baselines: the same identity, in clear, in tables of the same database.
     let database = test.dir.path().join("db.sqlite3");
@@ -387,22 +382,16 @@ async fn bench() -> Option<Bench> {
         .connect_with(carnet_store::sqlite_connect_options(&database))
         .await
         .expect("baseline pool");
-    sqlx::raw_sql(
-        "CREATE TABLE bench_plain (id TEXT PRIMARY KEY, body TEXT NOT NULL);
-         CREATE TABLE bench_plain_patients (id INTEGER PRIMARY KEY, birth_prefix TEXT NOT NULL,
-             used_prefix TEXT NOT NULL, body TEXT NOT NULL);
-         CREATE INDEX bench_plain_birth ON bench_plain_patients (birth_prefix);
-         CREATE INDEX bench_plain_used ON bench_plain_patients (used_prefix);",
-    )
-    .execute(&pool)
-    .await
-    .expect("baseline tables");
-    sqlx::query("INSERT INTO bench_plain (id, body) VALUES ($1, $2)")
-        .bind(&id)
-        .bind(record.to_string())
+    // The record, then the patients the import and search baselines fill.
+    let tables = signed_in.plain_table_sql()
+        + "CREATE TABLE bench_plain_patients (id INTEGER PRIMARY KEY,
+               birth_prefix TEXT NOT NULL, used_prefix TEXT NOT NULL, body TEXT NOT NULL);
+           CREATE INDEX bench_plain_birth ON bench_plain_patients (birth_prefix);
+           CREATE INDEX bench_plain_used ON bench_plain_patients (used_prefix);";
+    sqlx::raw_sql(sqlx::AssertSqlSafe(tables))
         .execute(&pool)
         .await
-        .expect("baseline row");
+        .expect("baseline tables");
     let plain_dir = tempfile::tempdir().expect("baseline files");
     let plain = axum::Router::new()
         .route("/bench/plain/{id}", get(plain_record))
@@ -416,35 +405,113 @@ async fn bench() -> Option<Bench> {
             pool,
             dir: plain_dir.path().to_path_buf(),
         });
-    let app = carnet_http::app(test.state.clone()).merge(plain);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(carnet_http::serve::accept_until(
-        listener,
-        None,
-        app,
-        (*test.state.services).clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    Some(Bench {
-        test,
-        base,
-        practice,
-        holder,
-        id,
-        record_uri,
-        stop,
-        server,
-        _plain_dir: plain_dir,
-    })
+    Some(Bench::serve(test, signed_in, plain, Some(plain_dir)).await)
+}
+
+/// The benchmarks run at all (`CARNET_BENCH` set), and wrk is there.
+fn scale_and_wrk() -> Option<()> {
+    if scale().is_none() {
+        println!("CARNET_BENCH is not set (full or smoke): benchmark skipped");
+        return None;
+    }
+    assert!(
+        std::process::Command::new("wrk").arg("-v").output().is_ok(),
+        "the benchmarks need wrk (apt-get install wrk)"
+    );
+    Some(())
+}
+
+fn bench_settings() -> HttpSettings {
+    HttpSettings {
+        document_max_bytes: 64 * 1024 * 1024,
+        // A 20,000-row import takes longer than the default 30 s (measured; reported).
+        request_timeout: Duration::from_mins(5),
+        ..HttpSettings::default()
+    }
+}
+
+/// A holder signed in (professional number validated, PIN unlocked), one patient, and
+/// that patient's record as Carnet returns it.
+struct SignedIn {
+    practice: String,
+    holder: String,
+    id: String,
+    record_uri: String,
+    record: String,
+}
+
+impl SignedIn {
+    async fn new(test: &crate::support::TestApp) -> Self {
+        let (practice, session, id) = crate::patients::holder_with_patient(test).await;
+        // The whole Cookie header a browser would send: session and device cookies.
+        let holder = crate::auth::request("GET", "/", Some(&session), None)
+            .headers()
+            .get("cookie")
+            .expect("cookies")
+            .to_str()
+            .expect("ASCII")
+            .to_owned();
+        let record_uri = format!("/api/v1/practices/{practice}/patients/{id}");
+        let (status, record) = call(test, "GET", &record_uri, &session, None).await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{record}");
+        Self {
+            practice,
+            holder,
+            id,
+            record_uri,
+            record: record.to_string(),
+        }
+    }
+
+    /// The baseline table with the patient's record in clear, as SQL both backends run
+    /// (string literals with their quotes doubled).
+    fn plain_table_sql(&self) -> String {
+        let literal = |text: &str| format!("'{}'", text.replace('\'', "''"));
+        format!(
+            "CREATE TABLE bench_plain (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+             INSERT INTO bench_plain (id, body) VALUES ({}, {});",
+            literal(&self.id),
+            literal(&self.record)
+        )
+    }
 }
 
 impl Bench {
+    /// Carnet's router and the baseline routes behind the real accept loop.
+    async fn serve(
+        test: crate::support::TestApp,
+        signed_in: SignedIn,
+        plain: axum::Router,
+        plain_dir: Option<tempfile::TempDir>,
+    ) -> Self {
+        let app = carnet_http::app(test.state.clone()).merge(plain);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(carnet_http::serve::accept_until(
+            listener,
+            None,
+            app,
+            (*test.state.services).clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            test,
+            base,
+            practice: signed_in.practice,
+            holder: signed_in.holder,
+            id: signed_in.id,
+            record_uri: signed_in.record_uri,
+            stop,
+            server,
+            _plain_dir: plain_dir,
+        }
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
@@ -463,6 +530,48 @@ async fn benchmark_record_read_and_documents_over_http() {
         &bench.holder,
     )
     .await;
+    bench.stop().await;
+}
+
+/// The record read on PostgreSQL, the hosts' backend: the same measure, Carnet on a
+/// fresh schema as its own role (row-level security in force), the baseline a table of
+/// that schema read through a pool of the same size. Memory is this process's only (the
+/// database server's is not counted). Runs when `CARNET_TEST_POSTGRES_URL` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchmark_record_read_on_postgresql_over_http() {
+    if scale_and_wrk().is_none() {
+        return;
+    }
+    let Some((test, url, schema)) = crate::support::test_app_on_postgres(bench_settings()).await
+    else {
+        println!("record read on PostgreSQL: DID NOT RUN (set CARNET_TEST_POSTGRES_URL)");
+        return;
+    };
+    let signed_in = SignedIn::new(&test).await;
+    let options = carnet_store::postgres_options_in_schema(&url, &schema)
+        .expect("URL")
+        .username(crate::support::APP_ROLE);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(options)
+        .await
+        .expect("baseline pool");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(signed_in.plain_table_sql()))
+        .execute(&pool)
+        .await
+        .expect("baseline record");
+    let durability: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("settings");
+    let plain = axum::Router::new()
+        .route("/bench/plain/{id}", get(plain_record_postgres))
+        .with_state(pool);
+    let bench = Bench::serve(test, signed_in, plain, None).await;
+    println!("on PostgreSQL (server settings {durability:?}):");
+    record_read_load(&bench.base, &bench.id, &bench.record_uri, &bench.holder).await;
     bench.stop().await;
 }
 

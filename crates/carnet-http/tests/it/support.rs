@@ -61,7 +61,7 @@ pub async fn test_app_with_auth(
 }
 
 /// The role the PostgreSQL test applications run as (see `carnet_store::owned_schema_sql`).
-const APP_ROLE: &str = "carnet_app_test";
+pub const APP_ROLE: &str = "carnet_app_test";
 
 /// A test application on a fresh PostgreSQL schema (and its connection URL and schema),
 /// when `CARNET_TEST_POSTGRES_URL` names a server; `None` otherwise (refused when
