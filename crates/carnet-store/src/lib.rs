@@ -228,20 +228,20 @@ impl Store {
         Ok(Tx::new(inner))
     }
 
-    /// A [`Tx`] for reads only. On SQLite, a pooled connection outside any transaction:
-    /// each statement sees the latest commit, and no BEGIN or ROLLBACK round trip is paid
-    /// (for hot reads whose statements need not see one snapshot). On PostgreSQL, a
-    /// transaction rolled back at the end, so the row-level security scope set for its
-    /// reads ends with it. Writes, audit appends and commit are refused with
+    /// A [`Tx`] for reads only: a pooled connection outside any transaction, so each
+    /// statement sees the latest commit and no BEGIN or ROLLBACK round trip is paid (for
+    /// hot reads whose statements need not see one snapshot). On PostgreSQL, the first
+    /// care-records statement opens a read-only transaction for its row-level security
+    /// scope, rolled back at the end. Writes, audit appends and commit are refused with
     /// [`StoreError::ReadOnly`].
     pub async fn reads(&self) -> Result<Tx, StoreError> {
         let inner = match &self.backend {
-            Backend::Sqlite { pool, .. } => {
-                tx::TxInner::Sqlite(tx::Held::Reads(pool.acquire().await?))
-            }
-            Backend::Postgres { pool } => {
-                tx::TxInner::Postgres(tx::Held::ReadTransaction(pool.begin().await?))
-            }
+            Backend::Sqlite { pool, .. } => tx::TxInner::Sqlite(tx::Held::Reads(
+                tx::ReadConnection::new(pool.acquire().await?),
+            )),
+            Backend::Postgres { pool } => tx::TxInner::Postgres(tx::Held::Reads(
+                tx::ReadConnection::new(pool.acquire().await?),
+            )),
         };
         Ok(Tx::new(inner))
     }

@@ -17,38 +17,89 @@ pub(crate) enum TxInner {
 /// What a [`Tx`] runs its statements on.
 pub(crate) enum Held<DB: sqlx::Database> {
     Transaction(sqlx::Transaction<'static, DB>),
-    /// A pooled connection outside any transaction, for reads only: each statement sees
-    /// the latest commit (no snapshot across statements), and no BEGIN or ROLLBACK is
-    /// sent. Every write is refused.
-    Reads(sqlx::pool::PoolConnection<DB>),
-    /// A transaction for reads only, rolled back at the end: on PostgreSQL, where the
-    /// row-level security scope ([`Tx::scope_rows`]) is a setting local to a
-    /// transaction, so it can never outlive the reads and reach the connection's next
-    /// user. Every write is refused.
-    ReadTransaction(sqlx::Transaction<'static, DB>),
+    /// A pooled connection for reads only ([`crate::Store::reads`]). Every write is
+    /// refused.
+    Reads(ReadConnection<DB>),
 }
 
-impl<DB: sqlx::Database> Held<DB> {
+/// A pooled connection for reads only: outside any transaction (each statement sees the
+/// latest commit, and no BEGIN or ROLLBACK is sent) until a row-level security scope is
+/// set ([`Tx::scope_rows`], PostgreSQL). That scope is a setting local to a transaction,
+/// so the first one opens a transaction, rolled back at the end: the scope never
+/// outlives the reads nor reaches the connection's next user. A connection let go with
+/// that transaction still open (a cancelled request) is closed, never pooled again.
+pub(crate) struct ReadConnection<DB: sqlx::Database> {
+    connection: sqlx::pool::PoolConnection<DB>,
+    in_transaction: bool,
+}
+
+impl<DB: sqlx::Database> ReadConnection<DB> {
+    pub(crate) fn new(connection: sqlx::pool::PoolConnection<DB>) -> Self {
+        Self {
+            connection,
+            in_transaction: false,
+        }
+    }
+
+    /// Opens the transaction the row-level security scope needs, once.
+    async fn open_transaction(&mut self) -> Result<(), StoreError>
+    where
+        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    {
+        if !self.in_transaction {
+            // Marked first: cancelled during the BEGIN, the connection is closed too.
+            self.in_transaction = true;
+            sqlx::raw_sql("BEGIN READ ONLY")
+                .execute(&mut *self.connection)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn release(mut self) -> Result<(), StoreError>
+    where
+        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    {
+        if self.in_transaction {
+            sqlx::raw_sql("ROLLBACK")
+                .execute(&mut *self.connection)
+                .await?;
+            self.in_transaction = false;
+        }
+        Ok(())
+    }
+}
+
+impl<DB: sqlx::Database> Drop for ReadConnection<DB> {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            self.connection.close_on_drop();
+        }
+    }
+}
+
+impl<DB: sqlx::Database> Held<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
     pub(crate) fn connection(&mut self) -> &mut DB::Connection {
         match self {
-            Self::Transaction(transaction) | Self::ReadTransaction(transaction) => transaction,
-            Self::Reads(connection) => connection,
+            Self::Transaction(transaction) => transaction,
+            Self::Reads(reads) => &mut reads.connection,
         }
     }
 
     async fn commit(self) -> Result<(), StoreError> {
         match self {
             Self::Transaction(transaction) => Ok(transaction.commit().await?),
-            Self::Reads(_) | Self::ReadTransaction(_) => Err(StoreError::ReadOnly),
+            Self::Reads(_) => Err(StoreError::ReadOnly),
         }
     }
 
     async fn rollback(self) -> Result<(), StoreError> {
         match self {
-            Self::Transaction(transaction) | Self::ReadTransaction(transaction) => {
-                Ok(transaction.rollback().await?)
-            }
-            Self::Reads(_) => Ok(()),
+            Self::Transaction(transaction) => Ok(transaction.rollback().await?),
+            Self::Reads(reads) => reads.release().await,
         }
     }
 }
@@ -170,8 +221,7 @@ impl Tx {
     fn reads_only(&self) -> bool {
         matches!(
             self.inner,
-            TxInner::Sqlite(Held::Reads(_) | Held::ReadTransaction(_))
-                | TxInner::Postgres(Held::Reads(_) | Held::ReadTransaction(_))
+            TxInner::Sqlite(Held::Reads(_)) | TxInner::Postgres(Held::Reads(_))
         )
     }
 
@@ -185,6 +235,9 @@ impl Tx {
         let TxInner::Postgres(held) = &mut self.inner else {
             return Ok(());
         };
+        if let Held::Reads(reads) = held {
+            reads.open_transaction().await?;
+        }
         let (practice, instance_wide) = match scope {
             RowScope::Practice(id) => (id.as_uuid().to_string(), ""),
             RowScope::Instance => (String::new(), "on"),

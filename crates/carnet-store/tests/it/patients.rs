@@ -99,6 +99,86 @@ async fn row_level_security_keeps_a_query_without_practice_filter_in_its_practic
     harness.finish().await;
 }
 
+/// A connection for reads (`Store::reads`) on PostgreSQL sends no BEGIN until its first
+/// care-records statement, whose row-level security scope needs a transaction; that
+/// transaction ends with the reads, and a reads connection let go without ending it (a
+/// cancelled request) is closed rather than pooled with its scope. Observed from the
+/// server's side, on a store whose connections carry a name of their own.
+#[tokio::test]
+async fn reads_open_a_transaction_for_their_row_scope_only_and_never_pool_it() {
+    let Some(harness) = crate::support::postgres().await else {
+        return;
+    };
+    let (a, b) = (practice(13), practice(14));
+    let in_a = patient(0xB4, a.id, Timestamp::from_unix_millis(4_000));
+    let mut tx = harness.store.transaction().await.expect("tx");
+    practices_with_a_patient(&mut tx, (&a, &b), &in_a).await;
+    tx.commit().await.expect("commit");
+
+    let name = format!("carnet_reads_{}", std::process::id());
+    let options = harness
+        .app_options
+        .clone()
+        .expect("PostgreSQL options")
+        .application_name(&name);
+    let store = Store::connect_postgres_with(options)
+        .await
+        .expect("connect");
+    let url = crate::support::postgres_url().expect("PostgreSQL URL");
+    let mut observer = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("observer");
+    // How many of the named store's server processes are inside a transaction (the
+    // pool may hold more than one connection: returning one is asynchronous).
+    let mut open = async || -> i64 {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND state = 'idle in transaction'",
+        )
+        .bind(&name)
+        .fetch_one(&mut observer)
+        .await
+        .expect("pg_stat_activity")
+    };
+
+    let mut reads = store.reads().await.expect("reads");
+    assert_eq!(reads.practice_keys(a.id).await.expect("keys").len(), 1);
+    assert_eq!(open().await, 0, "no transaction for the keys");
+    let found = reads
+        .patient_with_revision(a.id, in_a.id)
+        .await
+        .expect("read");
+    assert!(found.is_none(), "the patient has no revision yet");
+    assert_eq!(open().await, 1, "the patient's scope opened one");
+    reads.rollback().await.expect("end");
+    assert_eq!(open().await, 0, "ended with the reads");
+
+    let mut reads = store.reads().await.expect("reads");
+    reads
+        .patient_with_revision(a.id, in_a.id)
+        .await
+        .expect("read");
+    assert_eq!(open().await, 1);
+    drop(reads);
+    let mut left = open().await;
+    for _ in 0..100 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        left = open().await;
+    }
+    assert_eq!(
+        left, 0,
+        "the connection let go inside its transaction was closed, not pooled with it"
+    );
+    let mut reads = store.reads().await.expect("reads");
+    assert_eq!(reads.practice_keys(a.id).await.expect("keys").len(), 1);
+    drop(reads);
+    store.close().await;
+    harness.finish().await;
+}
+
 /// Sets a row-level security setting for the rest of the transaction.
 async fn set(connection: &mut sqlx::PgConnection, setting: &str, value: &str) {
     sqlx::query("SELECT set_config($1, $2, true)")
