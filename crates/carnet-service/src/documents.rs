@@ -263,17 +263,7 @@ impl Services {
             created_at: now,
             created_by: *records.member_id().as_uuid(),
         };
-        let event = self.audit_event(
-            records.caller(),
-            carnet_audit::ChainId::Practice(practice_id),
-            Action::RecordWritten,
-            Targets {
-                patient: Some(patient_id),
-                document: Some(document_id),
-                ..Targets::default()
-            },
-            Outcome::Success,
-        );
+        let event = self.document_event(records, Action::RecordWritten, patient_id, document_id);
         let stored = self
             .audited(vec![event], move |tx| {
                 Box::pin(async move { tx.insert_document_version(practice_id, &record).await })
@@ -467,8 +457,31 @@ impl Services {
         Ok(listed)
     }
 
+    /// A successful access to one of a patient's documents, on the practice's chain.
+    fn document_event(
+        &self,
+        records: &RecordsScope,
+        action: Action,
+        patient_id: Uuid,
+        document_id: Uuid,
+    ) -> carnet_audit::Event {
+        self.audit_event(
+            records.caller(),
+            carnet_audit::ChainId::Practice(records.practice_id()),
+            action,
+            Targets {
+                patient: Some(patient_id),
+                document: Some(document_id),
+                ..Targets::default()
+            },
+            Outcome::Success,
+        )
+    }
+
     /// A document's content (the current version, or `number`), decrypted and verified
-    /// whole before it is returned; the download is audited first.
+    /// whole before it is returned. The download's audit entry is committed while the
+    /// content is read and opened, and nothing is returned before it is durable: the
+    /// same guarantee as auditing first, without adding the commit's sync to the wait.
     pub async fn download_document(
         &self,
         scope: &ClinicalScope,
@@ -477,47 +490,55 @@ impl Services {
         number: Option<i64>,
     ) -> Result<DocumentContent, ServiceError> {
         let records = scope.records();
-        let (_, patient_key) = self.patient_with_key(records, patient_id).await?;
         let practice_id = records.practice_id();
-        let event = self.audit_event(
-            records.caller(),
-            carnet_audit::ChainId::Practice(practice_id),
-            Action::DocumentDownloaded,
-            Targets {
-                patient: Some(patient_id),
-                document: Some(document_id),
-                ..Targets::default()
-            },
-            Outcome::Success,
-        );
-        let versions = self
-            .audited(vec![event], move |tx| {
+        // Each statement decides on its own rows (versions are only ever added).
+        let (patient, versions) = self
+            .read_latest(move |tx| {
                 Box::pin(async move {
+                    let patient = tx.patient(practice_id, patient_id).await?;
                     let versions = tx
                         .document_versions(practice_id, patient_id, Some(document_id))
                         .await?;
-                    if versions.is_empty() {
-                        return Err(StoreError::MissingReference);
-                    }
-                    Ok(versions)
+                    Ok((patient, versions))
                 })
             })
             .await?;
+        let patient = patient.ok_or(ServiceError::NotFound)?;
         let version = match number {
             None => versions.first(),
             Some(number) => versions.iter().find(|version| version.number == number),
         }
         .ok_or(ServiceError::NotFound)?;
+        let patient_key = self.patient_key(records, records.keys(), &patient).await?;
         let (sealing, view) = self.open_version(records, &patient_key, version).await?;
-        // Up to the size limit of bulk decryption: off the threads serving requests.
+        let event =
+            self.document_event(records, Action::DocumentDownloaded, patient_id, document_id);
         let version_id = version.version_id;
-        let opened = self
-            .blobs()?
-            .read_then(&version.blob_name, move |sealed| {
-                open_chunks(&sealing, &version_id, sealed)
+        // The version read again in the audit's transaction: what is served is what the
+        // committed entry says was there.
+        let audited = self.audited(vec![event], move |tx| {
+            Box::pin(async move {
+                let versions = tx
+                    .document_versions(practice_id, patient_id, Some(document_id))
+                    .await?;
+                if versions.iter().any(|found| found.version_id == version_id) {
+                    Ok(())
+                } else {
+                    Err(StoreError::MissingReference)
+                }
             })
-            .await?;
-        match opened {
+        });
+        // Up to the size limit of bulk decryption: off the threads serving requests.
+        let opened = async {
+            self.blobs()?
+                .read_then(&version.blob_name, move |sealed| {
+                    open_chunks(&sealing, &version_id, sealed)
+                })
+                .await
+        };
+        let (audited, opened) = tokio::join!(audited, opened);
+        audited?;
+        match opened? {
             Some(bytes) if bytes.len() as u64 == view.size => Ok(DocumentContent { view, bytes }),
             _ => Err(self.integrity_failure(records, Some(patient_id)).await),
         }

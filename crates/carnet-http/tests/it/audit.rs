@@ -36,7 +36,7 @@ fn holder(practice: &str, member: &str) -> Actor {
 }
 
 /// The database refuses every audit append from now on: a failpoint in the database.
-async fn break_the_trail(test: &TestApp) {
+pub async fn break_the_trail(test: &TestApp) {
     test.store
         .danger_execute(
             "CREATE TRIGGER failpoint_audit BEFORE INSERT ON audit_entries \

@@ -382,3 +382,25 @@ async fn an_altered_or_cut_off_blob_is_refused_and_audited() {
         .map_or(0, Vec::len);
     assert_eq!(count, 2);
 }
+
+/// The download's audit entry is committed while the content is read and opened: when
+/// that entry cannot be written, the opened content is dropped, not served.
+#[tokio::test]
+async fn a_download_is_refused_when_its_audit_entry_cannot_be_written() {
+    let test = test_app(HttpSettings::default()).await;
+    let (holder, uri, _) = setup(&test).await;
+    let bytes = pdf("Wqzcanari-telechargement", 150_000);
+    let (_, first) = upload(&test, &holder, &uri, "bilan.pdf", bytes.clone()).await;
+    let content = format!("{uri}/{}/content", first["id"].as_str().expect("id"));
+    let (status, _, served) = download(&test, &holder, &content).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(served == bytes, "served whole while the trail works");
+
+    crate::audit::break_the_trail(&test).await;
+    let (status, _, body) = download(&test, &holder, &content).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        !String::from_utf8_lossy(&body).contains("Wqzcanari-telechargement"),
+        "nothing of the document was served"
+    );
+}
