@@ -5,6 +5,16 @@
     reason = "test helpers panic with a message when the test environment is broken"
 )]
 
+/// A size field of a process's `/proc/<process>/status` (`VmRSS:`, `VmHWM:`…), in KiB;
+/// `process` is a pid or `self`. None when the file or the field cannot be read.
+pub fn proc_status_kib(process: &str, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// An S3 server in process (s3s-fs over a temporary directory), checking request
 /// signatures, on a loopback port. One bucket, `carnet-test`; stopped on drop.
 #[derive(Debug)]

@@ -316,12 +316,7 @@ fn run_wrk(
 }
 
 fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    carnet_testkit::proc_status_kib("self", "VmRSS:").unwrap_or(0)
 }
 
 /// This process's largest resident size, sampled every 50 ms while it runs.

@@ -16,14 +16,10 @@ use std::time::Duration;
 
 use crate::support::{Instance, http_client};
 
-/// A field of `/proc/PID/status`, in KiB.
+/// A size field of the server's `/proc/PID/status`, in KiB.
 fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("the server's /proc status")
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a size in kB")
+    carnet_testkit::proc_status_kib(&pid.to_string(), field)
+        .expect("a size in the server's /proc status")
 }
 
 #[tokio::test]
