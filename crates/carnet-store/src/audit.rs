@@ -209,30 +209,36 @@ impl Tx {
     }
 
     /// Reads a chain's events, newest first, with filters (for the trail pages and API).
+    ///
+    /// The statement names only the filters given, so each can use its index: written as
+    /// `($n IS NULL OR target_patient = $n)`, neither SQLite nor a generic PostgreSQL plan
+    /// can, and a patient's access history scanned the whole chain (measured on SQLite,
+    /// 300,000 entries: 300 ms per query instead of 0.15 ms).
     pub async fn audit_events(
         &mut self,
         chain: ChainId,
         query: &AuditQuery,
     ) -> Result<Vec<Entry>, StoreError> {
-        let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE chain_id = $1 \
-             AND ($2 IS NULL OR actor_account = $2) AND ($3 IS NULL OR action = $3) \
-             AND ($4 IS NULL OR at >= $4) AND ($5 IS NULL OR at < $5) \
-             AND ($6 IS NULL OR target_patient = $6) AND ($7 IS NULL OR seq < $7) \
-             ORDER BY seq DESC LIMIT $8"
-        );
-        let before = query
-            .before_seq
-            .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX));
+        let filters = AuditFilters::of(query);
+        let sql = filters.sql();
         on_tx!(self, |conn| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(chain.to_string())
-                .bind(query.actor_account)
-                .bind(query.action.map(Action::code))
-                .bind(query.from.map(Timestamp::unix_millis))
-                .bind(query.until.map(Timestamp::unix_millis))
-                .bind(query.patient)
-                .bind(before)
+            let mut statement = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(chain.to_string());
+            if let Some(account) = query.actor_account {
+                statement = statement.bind(account);
+            }
+            if let Some(action) = query.action {
+                statement = statement.bind(action.code());
+            }
+            for time in [query.from, query.until].into_iter().flatten() {
+                statement = statement.bind(time.unix_millis());
+            }
+            if let Some(patient) = query.patient {
+                statement = statement.bind(patient);
+            }
+            if let Some(before) = filters.before {
+                statement = statement.bind(before);
+            }
+            let rows = statement
                 .bind(i64::from(query.limit))
                 .fetch_all(&mut *conn)
                 .await?;
@@ -240,6 +246,54 @@ impl Tx {
                 .map(|row| audit_entry!(row).map_err(|_| StoreError::Corrupt("audit entry")))
                 .collect()
         })
+    }
+}
+
+/// The `AND` conditions of an audit query, numbered from `$2` in the order
+/// [`Tx::audit_events`] binds their values.
+struct AuditFilters {
+    conditions: String,
+    count: usize,
+    before: Option<i64>,
+}
+
+impl AuditFilters {
+    fn of(query: &AuditQuery) -> Self {
+        use std::fmt::Write as _;
+
+        let before = query
+            .before_seq
+            .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX));
+        let given = [
+            ("actor_account =", query.actor_account.is_some()),
+            ("action =", query.action.is_some()),
+            ("at >=", query.from.is_some()),
+            ("at <", query.until.is_some()),
+            ("target_patient =", query.patient.is_some()),
+            ("seq <", before.is_some()),
+        ];
+        let mut conditions = String::new();
+        let mut count = 0;
+        for (condition, _) in given.iter().filter(|(_, present)| *present) {
+            count += 1;
+            // Writing to a `String` cannot fail.
+            let _ = write!(conditions, " AND {condition} ${}", count + 1);
+        }
+        Self {
+            conditions,
+            count,
+            before,
+        }
+    }
+
+    /// The statement: the chain, the conditions, the limit last.
+    fn sql(&self) -> String {
+        format!(
+            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE chain_id = $1{} \
+             ORDER BY seq DESC LIMIT ${}",
+            self.conditions,
+            self.count + 2
+        )
     }
 }
 
@@ -429,4 +483,83 @@ pub(crate) fn entry_from_columns(columns: EntryColumns) -> Option<Entry> {
             client_address,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection as _, Row as _};
+
+    use super::{AuditFilters, AuditQuery};
+
+    /// SQLite's plan for an audit query, on the audit tables of the real migration.
+    async fn plan(query: &AuditQuery) -> String {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        sqlx::raw_sql(include_str!("../migrations/sqlite/0002_audit.sql"))
+            .execute(&mut conn)
+            .await
+            .expect("audit tables");
+        let sql = format!("EXPLAIN QUERY PLAN {}", AuditFilters::of(query).sql());
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut conn)
+            .await
+            .expect("plan");
+        rows.iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[tokio::test]
+    async fn a_patients_history_and_an_actors_events_are_read_through_their_index() {
+        let patient = AuditQuery {
+            patient: Some(uuid::Uuid::from_bytes([1; 16])),
+            before_seq: Some(100),
+            limit: 50,
+            ..AuditQuery::default()
+        };
+        assert!(
+            plan(&patient).await.contains("audit_entries_by_patient"),
+            "{}",
+            plan(&patient).await
+        );
+        let actor = AuditQuery {
+            actor_account: Some(uuid::Uuid::from_bytes([2; 16])),
+            limit: 50,
+            ..AuditQuery::default()
+        };
+        assert!(
+            plan(&actor).await.contains("audit_entries_by_actor"),
+            "{}",
+            plan(&actor).await
+        );
+    }
+
+    #[test]
+    fn conditions_are_numbered_in_the_order_their_values_are_bound() {
+        let every = AuditQuery {
+            actor_account: Some(uuid::Uuid::from_bytes([2; 16])),
+            action: Some(carnet_audit::Action::RecordRead),
+            from: Some(carnet_domain::Timestamp::from_unix_millis(1)),
+            until: Some(carnet_domain::Timestamp::from_unix_millis(2)),
+            patient: Some(uuid::Uuid::from_bytes([1; 16])),
+            before_seq: Some(9),
+            limit: 5,
+        };
+        let sql = AuditFilters::of(&every).sql();
+        assert!(
+            sql.contains(
+                "chain_id = $1 AND actor_account = $2 AND action = $3 AND at >= $4 \
+                 AND at < $5 AND target_patient = $6 AND seq < $7"
+            ),
+            "{sql}"
+        );
+        assert!(sql.ends_with("LIMIT $8"), "{sql}");
+        let none = AuditFilters::of(&AuditQuery::default()).sql();
+        assert!(
+            none.contains("WHERE chain_id = $1 ORDER BY seq DESC LIMIT $2"),
+            "{none}"
+        );
+    }
 }

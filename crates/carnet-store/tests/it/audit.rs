@@ -318,6 +318,30 @@ async fn audit_events_are_filtered_for_people(store: &Store) {
         .await,
         vec![2, 1]
     );
+    // Several filters at once: each value reaches its own condition.
+    assert_eq!(
+        query(AuditQuery {
+            patient: Some(patient_a),
+            actor_account: Some(paul),
+            action: Some(Action::RecordWritten),
+            before_seq: Some(4),
+            from: Some(Timestamp::from_unix_millis(1_000)),
+            until: Some(Timestamp::from_unix_millis(1_021)),
+            ..AuditQuery::default()
+        })
+        .await,
+        vec![3]
+    );
+    assert_eq!(
+        query(AuditQuery {
+            patient: Some(patient_a),
+            actor_account: Some(anne),
+            before_seq: Some(3),
+            ..AuditQuery::default()
+        })
+        .await,
+        vec![1]
+    );
     let mut tx = store.transaction().await.expect("begin");
     let limited = tx
         .audit_events(
