@@ -568,11 +568,14 @@ async fn benchmark_record_read_on_postgresql_over_http() {
     .expect("settings");
     let plain = axum::Router::new()
         .route("/bench/plain/{id}", get(plain_record_postgres))
-        .with_state(pool);
+        .with_state(pool.clone());
+    let store = test.store.clone();
     let bench = Bench::serve(test, signed_in, plain, None).await;
     println!("on PostgreSQL (server settings {durability:?}):");
     record_read_load(&bench.base, &bench.id, &bench.record_uri, &bench.holder).await;
     bench.stop().await;
+    pool.close().await;
+    crate::support::drop_postgres_schema(&store, &url, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

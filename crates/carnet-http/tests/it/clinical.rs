@@ -312,12 +312,5 @@ async fn a_postgresql_dump_and_the_blobs_reveal_nothing() {
         );
         assert!(!stored.contains(&hex), "{marker} as bytea hex in the dump");
     }
-    test.store.close().await;
-    let admin = sqlx::PgPool::connect(&url).await.expect("connect");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA \"{schema}\" CASCADE"
-    )))
-    .execute(&admin)
-    .await
-    .expect("drop schema");
+    crate::support::drop_postgres_schema(&test.store, &url, &schema).await;
 }

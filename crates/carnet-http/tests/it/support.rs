@@ -115,6 +115,19 @@ pub async fn test_app_on_postgres(settings: HttpSettings) -> Option<(TestApp, St
     ))
 }
 
+/// Closes `store` and drops its test schema (from [`test_app_on_postgres`]).
+pub async fn drop_postgres_schema(store: &Store, url: &str, schema: &str) {
+    store.close().await;
+    let admin = sqlx::PgPool::connect(url).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&admin)
+    .await
+    .expect("drop schema");
+    admin.close().await;
+}
+
 pub fn short_settings() -> HttpSettings {
     HttpSettings {
         https: false,

@@ -31,8 +31,11 @@ async fn fresh_schema(name: &str) -> Option<String> {
     let mut app = url::Url::parse(&url).expect("URL");
     let database = app.path().trim_start_matches('/').to_owned();
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    // One test at a time: two sessions altering the same role or granting on the same
+    // database at once make one fail ("tuple concurrently updated").
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "{}; ALTER ROLE {APP_ROLE} CREATEDB; GRANT CREATE ON DATABASE \"{database}\" TO {APP_ROLE}",
+        "BEGIN; SELECT pg_advisory_xact_lock(2026120701); {}; ALTER ROLE {APP_ROLE} CREATEDB; \
+         GRANT CREATE ON DATABASE \"{database}\" TO {APP_ROLE}; COMMIT",
         carnet_store::owned_schema_sql(APP_ROLE, &schema)
     )))
     .execute(&pool)
@@ -46,6 +49,20 @@ async fn fresh_schema(name: &str) -> Option<String> {
     Some(format!(
         "{app}{separator}options=-c%20search_path%3D{schema}"
     ))
+}
+
+/// Drops the schema [`fresh_schema`] made for `name` (once the binary has stopped).
+async fn drop_schema(name: &str) {
+    let url = std::env::var("CARNET_TEST_POSTGRES_URL").expect("url");
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS carnet_e2e_{name}_{} CASCADE",
+        std::process::id()
+    )))
+    .execute(&pool)
+    .await
+    .expect("drop schema");
+    pool.close().await;
 }
 
 #[tokio::test]
@@ -101,6 +118,7 @@ async fn the_binary_runs_on_postgresql_with_its_audit_trail() {
     std::fs::remove_file(instance.data_dir().join("instance.key")).expect("remove key");
     let refused = run(&["serve", "--listen", "127.0.0.1:0"]);
     assert_refused(&refused, "fichier de clé de l'instance");
+    drop_schema("serve").await;
 }
 
 /// Every row of every table of `schema` (but the backup job's own), as text.
@@ -219,12 +237,7 @@ async fn a_postgresql_instance_comes_back_from_its_dump_in_a_backup() {
     );
 
     // The database and the data directory are lost.
-    let pool = sqlx::PgPool::connect(&base).await.expect("connect");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&pool)
-        .await
-        .expect("drop");
-    pool.close().await;
+    drop_schema("backup").await;
     crate::backup::lose_the_disk_and_put_the_kit_back(&instance);
 
     let data = instance.data_dir();
@@ -259,4 +272,6 @@ async fn a_postgresql_instance_comes_back_from_its_dump_in_a_backup() {
         .await
         .expect("GET");
     assert_eq!(ready.status(), 200);
+    drop(server);
+    drop_schema("backup").await;
 }
