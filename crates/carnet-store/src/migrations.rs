@@ -84,6 +84,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "row-level security",
         include_str!("../migrations/sqlite/0014_row_level_security.sql"),
     ),
+    (
+        15,
+        "current identity beside the patient",
+        include_str!("../migrations/sqlite/0015_current_identity.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -157,6 +162,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         14,
         "row-level security",
         include_str!("../migrations/postgres/0014_row_level_security.sql"),
+    ),
+    (
+        15,
+        "current identity beside the patient",
+        include_str!("../migrations/postgres/0015_current_identity.sql"),
     ),
 ];
 

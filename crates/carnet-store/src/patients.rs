@@ -75,13 +75,15 @@ type CandidateRow = (
     Uuid,
 );
 
-/// The columns of a [`CandidateRow`]: patient `p`, revision `r`.
+/// The columns of a [`CandidateRow`]: patient `p` with the copy of its current revision
+/// (migration 0015), which every revision written through this store keeps.
 const CANDIDATES: &str = "SELECT p.id, p.key_version, p.wrapped_key, p.created_at, \
-     p.last_care_at, r.id, r.number, r.sealed_identity, r.created_at, r.created_by";
+     p.last_care_at, p.current_revision_id, p.current_number, p.current_identity, \
+     p.current_created_at, p.current_created_by";
 
-/// Joins patient `p` to its current revision `r`.
-const CURRENT_REVISION: &str = "JOIN patient_revisions r ON r.patient_id = p.id AND r.number = \
-     (SELECT MAX(number) FROM patient_revisions WHERE patient_id = p.id)";
+/// Leaves out a patient whose first revision is not written yet (inside its creation's
+/// transaction only).
+const HAS_REVISION: &str = "p.current_number IS NOT NULL";
 
 fn candidate_of(
     practice_id: PracticeId,
@@ -216,7 +218,7 @@ impl Tx {
     ) -> Result<Option<(PatientRecord, PatientRevisionRecord)>, StoreError> {
         self.scope_rows(RowScope::Practice(practice_id)).await?;
         let sql = format!(
-            "{CANDIDATES} FROM patients p {CURRENT_REVISION} WHERE p.practice_id = $1 AND p.id = $2"
+            "{CANDIDATES} FROM patients p WHERE p.practice_id = $1 AND p.id = $2 AND {HAS_REVISION}"
         );
         on_tx!(self, |conn| {
             let row: Option<CandidateRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -240,8 +242,8 @@ impl Tx {
         let sql = format!(
             "{CANDIDATES} FROM patient_index i \
              JOIN patients p ON p.id = i.patient_id AND p.practice_id = i.practice_id \
-             {CURRENT_REVISION} \
-             WHERE i.practice_id = $1 AND i.field = $2 AND i.digest = $3 ORDER BY p.id"
+             WHERE i.practice_id = $1 AND i.field = $2 AND i.digest = $3 AND {HAS_REVISION} \
+             ORDER BY p.id"
         );
         on_tx!(self, |conn| {
             let rows: Vec<CandidateRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -276,7 +278,27 @@ impl Tx {
                 created_by: revision.created_by,
             },
         )
-        .await
+        .await?;
+        // The copy beside the patient follows the newest revision (numbers only grow).
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE patients SET current_revision_id = $1, current_number = $2, \
+                 current_identity = $3, current_created_at = $4, current_created_by = $5 \
+                 WHERE id = $6 AND practice_id = $7 \
+                 AND (current_number IS NULL OR current_number < $2)",
+            )
+            .bind(revision.id)
+            .bind(revision.number)
+            .bind(&revision.sealed_identity)
+            .bind(revision.created_at.unix_millis())
+            .bind(revision.created_by)
+            .bind(revision.patient_id)
+            .bind(practice_id.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
     }
 
     /// Inserts one sealed revision with `sql` (the revision tables share their shape).
@@ -361,19 +383,25 @@ impl Tx {
         for chunk in patients.chunks(ROWS) {
             let sql = format!(
                 "INSERT INTO patients (id, practice_id, key_version, wrapped_key, created_at, \
-                 created_by) VALUES {}",
-                crate::tx::values_rows(kind, chunk.len(), 6)
+                 created_by, current_revision_id, current_number, current_identity, \
+                 current_created_at, current_created_by) VALUES {}",
+                crate::tx::values_rows(kind, chunk.len(), 11)
             );
             on_tx!(self, |conn| {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (patient, _, _) in chunk {
+                for (patient, revision, _) in chunk {
                     query = query
                         .bind(patient.id)
                         .bind(patient.practice_id.as_uuid())
                         .bind(patient.key_version)
                         .bind(&patient.wrapped_key)
                         .bind(patient.created_at.unix_millis())
-                        .bind(created_by);
+                        .bind(created_by)
+                        .bind(revision.id)
+                        .bind(revision.number)
+                        .bind(&revision.sealed_identity)
+                        .bind(revision.created_at.unix_millis())
+                        .bind(revision.created_by);
                 }
                 query
                     .execute(&mut *conn)

@@ -781,25 +781,38 @@ async fn tampered_ciphertexts_are_refused_and_audited() {
         patient["id"].as_str().expect("id").parse().expect("uuid")
     };
 
-    // 1. A ciphertext moved from one patient's row to another's.
-    let (sealed,): (Vec<u8>,) =
-        sqlx::query_as("SELECT sealed_identity FROM patient_revisions WHERE patient_id = ?")
-            .bind(id(&second))
-            .fetch_one(&raw)
-            .await
-            .expect("read");
-    let (original,): (Vec<u8>,) =
-        sqlx::query_as("SELECT sealed_identity FROM patient_revisions WHERE patient_id = ?")
-            .bind(id(&first))
-            .fetch_one(&raw)
-            .await
-            .expect("read");
-    let set = |value: Vec<u8>| {
-        sqlx::query("UPDATE patient_revisions SET sealed_identity = ? WHERE patient_id = ?")
-            .bind(value)
-            .bind(id(&first))
+    // 1. A ciphertext moved from one patient's row to another's: in the revision and in
+    // its copy beside the patient (which reads use, migration 0015).
+    let sealed_of = |patient: uuid::Uuid| {
+        sqlx::query_as::<_, (Vec<u8>,)>(
+            "SELECT sealed_identity FROM patient_revisions WHERE patient_id = ?",
+        )
+        .bind(patient)
+        .fetch_one(&raw)
     };
-    set(sealed).execute(&raw).await.expect("swap");
+    let (sealed,) = sealed_of(id(&second)).await.expect("read");
+    let (original,) = sealed_of(id(&first)).await.expect("read");
+    let set = async |value: Vec<u8>| {
+        for table in [
+            "patient_revisions SET sealed_identity",
+            "patients SET current_identity",
+        ] {
+            let column = if table.starts_with("patients ") {
+                "id"
+            } else {
+                "patient_id"
+            };
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} = ? WHERE {column} = ?"
+            )))
+            .bind(value.clone())
+            .bind(id(&first))
+            .execute(&raw)
+            .await
+            .expect("tamper");
+        }
+    };
+    set(sealed).await;
     let (status, body) = call(&test, "GET", &uri(&first), &holder, None).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert_eq!(body["error"]["code"], "integrity_failure");
@@ -814,12 +827,12 @@ async fn tampered_ciphertexts_are_refused_and_audited() {
     let mut flipped = original.clone();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x01;
-    set(flipped).execute(&raw).await.expect("flip");
+    set(flipped).await;
     let (status, _) = call(&test, "GET", &uri(&first), &holder, None).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 
     // 3. Restored: it opens again (the failures were the tampering, not the key).
-    set(original).execute(&raw).await.expect("restore");
+    set(original).await;
     let (status, body) = call(&test, "GET", &uri(&first), &holder, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 

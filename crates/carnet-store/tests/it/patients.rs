@@ -12,6 +12,7 @@ conformance!(
     patient_revisions_cannot_be_updated_or_deleted,
     an_import_inserts_many_patients_at_once,
     reads_see_the_latest_commit_and_refuse_writes,
+    the_identity_beside_the_patient_is_its_newest_revision,
 );
 
 /// PostgreSQL's row-level security (migration 0014) is a second wall behind each query's
@@ -453,4 +454,63 @@ async fn reads_see_the_latest_commit_and_refuse_writes(store: &Store) {
         "not from another practice"
     );
     assert!(matches!(reads.commit().await, Err(StoreError::ReadOnly)));
+}
+
+/// The copy of the current revision beside the patient (migration 0015), which searches
+/// and record reads use: it is the newest revision, whatever order revisions are written
+/// in, and the migration fills it in for patients written before it.
+async fn the_identity_beside_the_patient_is_its_newest_revision(store: &Store) {
+    let (a, b) = (practice(40), practice(41));
+    let now = Timestamp::from_unix_millis(4_000);
+    let patient = patient(0xD1, a.id, now);
+    let mut tx = store.transaction().await.expect("tx");
+    practices_with_a_patient(&mut tx, (&a, &b), &patient).await;
+    tx.replace_patient_index(a.id, patient.id, &[("birth_name", b"d".to_vec())])
+        .await
+        .expect("index");
+    let newest = revision(patient.id, 3, b"sealed-3");
+    for written in [
+        revision(patient.id, 1, b"sealed-1"),
+        newest.clone(),
+        revision(patient.id, 2, b"sealed-2"),
+    ] {
+        tx.insert_patient_revision(a.id, &written)
+            .await
+            .expect("revision");
+    }
+    tx.commit().await.expect("commit");
+    let current = async || {
+        let mut tx = store.transaction().await.expect("tx");
+        let read = tx
+            .patient_with_revision(a.id, patient.id)
+            .await
+            .expect("read")
+            .expect("found");
+        let found = tx
+            .patients_by_index(a.id, "birth_name", b"d")
+            .await
+            .expect("search");
+        tx.rollback().await.expect("end");
+        assert_eq!(found, vec![read.clone()], "search and read agree");
+        read
+    };
+    assert_eq!(current().await, (patient.clone(), newest.clone()));
+
+    // A database from before migration 0015: the copy's columns do not exist yet.
+    for statement in [
+        "ALTER TABLE patients DROP COLUMN current_revision_id",
+        "ALTER TABLE patients DROP COLUMN current_number",
+        "ALTER TABLE patients DROP COLUMN current_identity",
+        "ALTER TABLE patients DROP COLUMN current_created_at",
+        "ALTER TABLE patients DROP COLUMN current_created_by",
+        "DELETE FROM _sqlx_migrations WHERE version = 15",
+    ] {
+        store.danger_execute(statement).await.expect(statement);
+    }
+    store.migrate(None).await.expect("migrate to 0015");
+    assert_eq!(
+        current().await,
+        (patient, newest),
+        "filled in by the migration"
+    );
 }
