@@ -170,16 +170,11 @@ async fn insert_twin(tx: &mut carnet_store::Tx, practice_id: PracticeId, identit
 
 async fn sealed_read(store: &Store, kek: &SealingKey, sealed: &Sealed) -> usize {
     let mut tx = store.transaction().await.expect("tx");
-    let patient = tx
-        .patient(sealed.practice_id, sealed.patient_id)
+    let (patient, revision) = tx
+        .patient_with_revision(sealed.practice_id, sealed.patient_id)
         .await
         .expect("read")
         .expect("patient");
-    let revision = tx
-        .current_revision(sealed.practice_id, sealed.patient_id)
-        .await
-        .expect("read")
-        .expect("revision");
     let acts = tx
         .clinical_entries(sealed.practice_id, sealed.patient_id)
         .await
@@ -227,16 +222,11 @@ async fn sealed_read(store: &Store, kek: &SealingKey, sealed: &Sealed) -> usize 
 async fn same_layout_read(store: &Store, practice_id: PracticeId) -> usize {
     let twin = Uuid::from_u128(3);
     let mut tx = store.transaction().await.expect("tx");
-    let patient = tx
-        .patient(practice_id, twin)
+    let (patient, revision) = tx
+        .patient_with_revision(practice_id, twin)
         .await
         .expect("read")
         .expect("twin");
-    let revision = tx
-        .current_revision(practice_id, twin)
-        .await
-        .expect("read")
-        .expect("revision");
     let acts = tx.clinical_entries(practice_id, twin).await.expect("read");
     tx.rollback().await.expect("rollback");
     let identity: PatientIdentity =

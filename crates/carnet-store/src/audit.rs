@@ -511,6 +511,11 @@ mod tests {
             .join("; ")
     }
 
+    async fn assert_reads_index(query: &AuditQuery, index: &str) {
+        let plan = plan(query).await;
+        assert!(plan.contains(index), "{plan}");
+    }
+
     #[tokio::test]
     async fn a_patients_history_and_an_actors_events_are_read_through_their_index() {
         let patient = AuditQuery {
@@ -519,21 +524,13 @@ mod tests {
             limit: 50,
             ..AuditQuery::default()
         };
-        assert!(
-            plan(&patient).await.contains("audit_entries_by_patient"),
-            "{}",
-            plan(&patient).await
-        );
+        assert_reads_index(&patient, "audit_entries_by_patient").await;
         let actor = AuditQuery {
             actor_account: Some(uuid::Uuid::from_bytes([2; 16])),
             limit: 50,
             ..AuditQuery::default()
         };
-        assert!(
-            plan(&actor).await.contains("audit_entries_by_actor"),
-            "{}",
-            plan(&actor).await
-        );
+        assert_reads_index(&actor, "audit_entries_by_actor").await;
     }
 
     #[test]
