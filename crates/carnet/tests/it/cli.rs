@@ -237,54 +237,126 @@ async fn a_rotation_stopped_after_one_batch_is_finished_by_the_server() {
         "Legros;;Anne;;1960-03-04;F;;;;;;;;",
         "Leguen;;Luc;;1970-05-06;M;;;;;;;;",
     ]);
-    let rotated = instance.run(&[
-        "keys",
-        "rotate",
-        "--practice",
-        &practice,
-        "--batch-size",
-        "1",
-        "--batches",
-        "1",
-    ]);
+    let mut arguments = rotate_one_patient_per_batch(&practice);
+    arguments.extend(["--batches", "1"]);
+    let rotated = instance.run(&arguments);
     assert!(rotated.status.success(), "{}", stderr_of(&rotated));
     assert!(stdout_of(&rotated).contains("Nouvelle clé du cabinet : version 2."));
     assert!(stdout_of(&rotated).contains("le serveur termine le reste"));
 
-    let versions = || async {
-        let url = format!(
-            "sqlite://{}",
-            instance.data_dir().join("carnet.sqlite3").display()
-        );
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("database");
-        let mut versions: Vec<i64> =
-            sqlx::query_as::<_, (i64,)>("SELECT key_version FROM patients")
-                .fetch_all(&pool)
-                .await
-                .expect("versions")
-                .into_iter()
-                .map(|(version,)| version)
-                .collect();
-        pool.close().await;
-        versions.sort_unstable();
-        versions
-    };
-    assert_eq!(versions().await, vec![1, 1, 2], "stopped after one patient");
-    let server = instance.serve();
-    let mut finished = false;
-    for _ in 0..100 {
-        if versions().await == vec![2, 2, 2] {
-            finished = true;
+    assert_eq!(
+        key_versions(&instance).await,
+        vec![1, 1, 2],
+        "stopped after one patient"
+    );
+    assert_the_server_moves_the_rest(&instance).await;
+}
+
+fn rotate_one_patient_per_batch(practice: &str) -> Vec<&str> {
+    vec![
+        "keys",
+        "rotate",
+        "--practice",
+        practice,
+        "--batch-size",
+        "1",
+    ]
+}
+
+/// The practice key versions of the instance's patients, sorted.
+async fn key_versions(instance: &Instance) -> Vec<i64> {
+    let pool = sqlite_of(instance).await;
+    let versions = versions_in(&pool).await;
+    pool.close().await;
+    versions
+}
+
+async fn sqlite_of(instance: &Instance) -> sqlx::SqlitePool {
+    let url = format!(
+        "sqlite://{}",
+        instance.data_dir().join("carnet.sqlite3").display()
+    );
+    sqlx::SqlitePool::connect(&url).await.expect("database")
+}
+
+async fn versions_in(pool: &sqlx::SqlitePool) -> Vec<i64> {
+    let mut versions: Vec<i64> = sqlx::query_as::<_, (i64,)>("SELECT key_version FROM patients")
+        .fetch_all(pool)
+        .await
+        .expect("versions")
+        .into_iter()
+        .map(|(version,)| version)
+        .collect();
+    versions.sort_unstable();
+    versions
+}
+
+/// The process really killed (SIGKILL) while it re-encrypts, one patient per batch: each
+/// batch is one transaction, so every patient is left on one version or the other, and
+/// the server moves the rest. (Here the 3,000 batches take about 9 s, one sync each; the
+/// kill comes after the first ten.)
+#[tokio::test]
+async fn a_rotation_killed_during_re_encryption_is_finished_by_the_server() {
+    const PATIENTS: usize = 3_000;
+    let rows: Vec<String> = (0..PATIENTS)
+        .map(|n| {
+            format!(
+                "Durand;;Paul;;{}-{:02}-{:02};M;;;;;;;;",
+                1930 + n / 336,
+                1 + (n / 28) % 12,
+                1 + n % 28
+            )
+        })
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let (instance, practice) = practice_with_patients(&rows);
+    let mut rotating = instance
+        .command()
+        .args(rotate_one_patient_per_batch(&practice))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the rotation");
+    let pool = sqlite_of(&instance).await;
+    let mut moved = 0;
+    for _ in 0..3_000 {
+        moved = versions_in(&pool).await.iter().filter(|v| **v == 2).count();
+        if moved >= 10 {
             break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    rotating.kill().expect("SIGKILL");
+    let status = rotating.wait().expect("wait");
+    assert!(
+        status.code().is_none(),
+        "killed by the signal, not finished ({moved} moved when seen): {status:?}"
+    );
+    let after_kill = versions_in(&pool).await;
+    pool.close().await;
+    let on_new = after_kill.iter().filter(|v| **v == 2).count();
+    assert_eq!(after_kill.len(), PATIENTS);
+    assert!(
+        after_kill.iter().all(|v| *v == 1 || *v == 2) && on_new > 0 && on_new < PATIENTS,
+        "cut off half way: {on_new} of {PATIENTS} on version 2"
+    );
+    assert_the_server_moves_the_rest(&instance).await;
+}
+
+/// Starts the server and waits (up to a minute) for every patient to be on version 2.
+async fn assert_the_server_moves_the_rest(instance: &Instance) {
+    let server = instance.serve();
+    let mut versions = Vec::new();
+    for _ in 0..600 {
+        versions = key_versions(instance).await;
+        if versions.iter().all(|v| *v == 2) {
+            drop(server);
+            return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     drop(server);
-    assert!(
-        finished,
-        "the server moved the rest: {:?}",
-        versions().await
-    );
+    panic!("the server did not move the rest: {versions:?}");
 }
 
 #[test]
