@@ -46,19 +46,34 @@ pub async fn unlock(test: &TestApp, holder: &str, cookie: &str) {
 /// The holder of a new practice (professional number validated, PIN unlocked) and one
 /// patient, Paul Legrand: (practice id, holder's cookie, patient id).
 pub async fn holder_with_patient(test: &TestApp) -> (String, String, String) {
-    let (practice, holder_id, holder, _, _) = crate::auth::signed_in(test).await;
-    let practice = practice.to_string();
+    let (practice, _, holder, _, patient) = holder_and_patient(test, "Legrand").await;
+    (practice.to_string(), holder, patient)
+}
+
+/// [`holder_with_patient`] with the patient's birth name, the holder's id and TOTP secret.
+async fn holder_and_patient(
+    test: &TestApp,
+    birth_name: &str,
+) -> (
+    carnet_domain::PracticeId,
+    carnet_domain::MemberId,
+    String,
+    carnet_crypto::TotpSecret,
+    String,
+) {
+    let (practice_id, holder_id, holder, secret, _) = crate::auth::signed_in(test).await;
+    let practice = practice_id.to_string();
     validate(test, &practice, &holder_id.to_string()).await;
     unlock(test, &holder, &holder).await;
     let patient = create(
         test,
         &holder,
         &practice,
-        identity("Legrand", "Paul", "1950-01-02"),
+        identity(birth_name, "Paul", "1950-01-02"),
     )
     .await;
     let patient_id = patient["id"].as_str().expect("id").to_owned();
-    (practice, holder, patient_id)
+    (practice_id, holder_id, holder, secret, patient_id)
 }
 
 pub fn identity(birth_name: &str, first: &str, birth_date: &str) -> Value {
@@ -397,6 +412,150 @@ fn records_routes(
     routes
 }
 
+/// A new practice whose holder (number validated, PIN unlocked) has one patient with a
+/// care act (through the API) and a document (through the service): something for every
+/// records route to act on.
+struct FilledRecord {
+    practice_id: carnet_domain::PracticeId,
+    holder: String,
+    secret: carnet_crypto::TotpSecret,
+    practice: String,
+    patient: String,
+    entry: String,
+    document: String,
+}
+
+impl FilledRecord {
+    fn routes(&self) -> Vec<(&'static str, String, bool)> {
+        records_routes(&self.practice, &self.patient, &self.entry, &self.document)
+    }
+}
+
+async fn filled_record(test: &TestApp, birth_name: &str) -> FilledRecord {
+    let (practice_id, holder_id, holder, secret, patient) =
+        holder_and_patient(test, birth_name).await;
+    let practice = practice_id.to_string();
+    let patient_id = patient.as_str();
+    let holder = holder.as_str();
+    let (status, entry) = call(
+        test,
+        "POST",
+        &format!("/api/v1/practices/{practice}/patients/{patient_id}/entries"),
+        holder,
+        Some(json!({"content": act()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{entry}");
+    let document = test
+        .state
+        .services
+        .upload_document(
+            &test
+                .state
+                .services
+                .authorize_clinical(
+                    &Caller::new(Actor::Member {
+                        practice_id,
+                        member_id: holder_id,
+                        role: carnet_domain::Role::Holder,
+                    }),
+                    &active_session(test, holder).await,
+                    practice_id,
+                )
+                .await
+                .expect("scope"),
+            patient_id.parse().expect("id"),
+            None,
+            "ordonnance.pdf",
+            futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
+                bytes::Bytes::from_static(b"%PDF-1.7 ordonnance"),
+            )]),
+            1_000_000,
+        )
+        .await
+        .expect("document");
+    FilledRecord {
+        practice_id,
+        holder: holder.to_owned(),
+        secret,
+        patient: patient_id.to_owned(),
+        practice,
+        entry: entry["id"].as_str().expect("id").to_owned(),
+        document: document.id.to_string(),
+    }
+}
+
+/// Every read of a patient's record is in the trail before it is served: each GET route
+/// of a patient (from the OpenAPI document, so a new one is covered) adds an entry about
+/// the patient, and answers 503 with nothing of the record when that entry cannot be
+/// written. (On SQLite such a read runs beside the group committer, which then commits
+/// its entry alone: `Services::audited_read`.)
+#[tokio::test]
+async fn every_read_of_a_record_is_audited_before_it_is_served() {
+    let test = test_app(HttpSettings::default()).await;
+    let record = filled_record(&test, "Wqzlegrand").await;
+    let reads: Vec<String> = record
+        .routes()
+        .into_iter()
+        .filter(|(method, uri, _)| *method == "GET" && uri.contains(&record.patient))
+        .map(|(_, uri, _)| uri)
+        .collect();
+    assert_eq!(reads.len(), 7, "{reads:?}");
+    let entries_about_the_patient = || async {
+        let (status, events) = call(
+            &test,
+            "GET",
+            &format!(
+                "/api/v1/practices/{}/audit-events?patient={}&limit=500",
+                record.practice, record.patient
+            ),
+            &record.holder,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{events}");
+        // Reading the trail is itself in the trail: only the record's reads are counted.
+        events
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|event| {
+                ["record_read", "document_downloaded"]
+                    .contains(&event["action"].as_str().unwrap_or(""))
+            })
+            .count()
+    };
+    for uri in &reads {
+        let before = entries_about_the_patient().await;
+        let (response, _) = send(
+            &test.anonymous(),
+            request("GET", uri, Some(&record.holder), None),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        assert_eq!(
+            entries_about_the_patient().await,
+            before + 1,
+            "{uri} is in the trail"
+        );
+    }
+
+    crate::audit::break_the_trail(&test).await;
+    for uri in &reads {
+        let (response, body) = send(
+            &test.anonymous(),
+            request("GET", uri, Some(&record.holder), None),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            !body.contains("Wqzlegrand") && !body.contains("Pansement") && !body.contains("PDF"),
+            "nothing of the record was served by {uri}: {body}"
+        );
+    }
+}
+
 pub fn act() -> Value {
     json!({"kind": "act", "performed_at": "2026-11-23T08:30", "performer": "Anne Martin",
            "label": "Pansement simple", "ngap_code": "AMI 2",
@@ -449,61 +608,15 @@ pub async fn validate(test: &TestApp, practice: &str, member: &str) {
 )]
 async fn care_records_open_by_role_practice_and_pin_and_nothing_else() {
     let test = test_app(HttpSettings::default()).await;
-    let (practice_id, holder_id, holder, secret, _) = signed_in(&test).await;
-    let practice = practice_id.to_string();
-    validate(&test, &practice, &holder_id.to_string()).await;
-    unlock(&test, &holder, &holder).await;
-    let patient = create(
-        &test,
-        &holder,
-        &practice,
-        identity("Legrand", "Paul", "1950-01-02"),
-    )
-    .await;
-    let patient_id = patient["id"].as_str().expect("id");
-    let (status, entry) = call(
-        &test,
-        "POST",
-        &format!("/api/v1/practices/{practice}/patients/{patient_id}/entries"),
-        &holder,
-        Some(json!({"content": act()})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{entry}");
-    let document = test
-        .state
-        .services
-        .upload_document(
-            &test
-                .state
-                .services
-                .authorize_clinical(
-                    &Caller::new(Actor::Member {
-                        practice_id,
-                        member_id: holder_id,
-                        role: carnet_domain::Role::Holder,
-                    }),
-                    &active_session(&test, &holder).await,
-                    practice_id,
-                )
-                .await
-                .expect("scope"),
-            patient_id.parse().expect("id"),
-            None,
-            "ordonnance.pdf",
-            futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
-                bytes::Bytes::from_static(b"%PDF-1.7 ordonnance"),
-            )]),
-            1_000_000,
-        )
-        .await
-        .expect("document");
-    let routes = records_routes(
-        &practice,
-        patient_id,
-        entry["id"].as_str().expect("id"),
-        &document.id.to_string(),
-    );
+    let record = filled_record(&test, "Legrand").await;
+    let routes = record.routes();
+    let FilledRecord {
+        practice_id,
+        holder,
+        secret,
+        practice,
+        ..
+    } = record;
     assert_eq!(routes.len(), 15, "{routes:?}");
 
     // The practice's other members, each signed in with the PIN unlocked.
