@@ -190,7 +190,7 @@ impl Services {
         let practice_id = records.practice_id();
         let event = self.records_event(records, Action::RecordRead, Some(patient_id));
         let rows = self
-            .audited_read(vec![event], move |tx| {
+            .audited(vec![event], move |tx| {
                 Box::pin(async move { tx.clinical_entries(practice_id, patient_id).await })
             })
             .await?;
@@ -219,7 +219,7 @@ impl Services {
         let practice_id = records.practice_id();
         let event = self.records_event(records, Action::RecordRead, Some(patient_id));
         let rows = self
-            .audited_read(vec![event], move |tx| {
+            .audited(vec![event], move |tx| {
                 Box::pin(async move {
                     let rows = tx
                         .clinical_revisions(practice_id, patient_id, entry_id)

@@ -436,7 +436,7 @@ impl Services {
         let practice_id = records.practice_id();
         let event = self.records_event(records, Action::RecordRead, Some(patient_id));
         let versions = self
-            .audited_read(vec![event], move |tx| {
+            .audited(vec![event], move |tx| {
                 Box::pin(async move {
                     tx.document_versions(practice_id, patient_id, document_id)
                         .await

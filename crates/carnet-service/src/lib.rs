@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use carnet_crypto::RandomSource;
 use carnet_domain::{Clock, Timestamp};
-use carnet_store::{BackendKind, BoxFuture, GroupCommitter, Store, StoreError, Tx};
+use carnet_store::{BoxFuture, GroupCommitter, Store, StoreError, Tx};
 
 pub use actor::{Actor, Caller, PracticeAction, PracticeScope};
 pub use admin::{SETUP_LINK_VALIDITY, SetupLink};
@@ -251,35 +251,6 @@ impl Services {
                 })
             })
             .await?)
-    }
-
-    /// Runs the read-only `work` and commits `events` for it (an audited read: a record,
-    /// a timeline, a history, a list of documents). Nothing is returned before the
-    /// entries are durable; if `work` fails (not found), no entry is written, as for a
-    /// job failing in its batch. Where the read runs depends on the backend, as measured
-    /// over HTTP (ADR 0009): on SQLite on a pooled connection beside the writer, so the
-    /// group committer's batch holds only the entries (each statement in a batch is a hop
-    /// to the writer connection's thread that the whole batch waits behind); on
-    /// PostgreSQL in the batch's transaction, because a read beside needs a transaction
-    /// of its own for its row-level security scope (BEGIN, scope, statement, ROLLBACK:
-    /// four round trips instead of one).
-    pub(crate) async fn audited_read<T, F>(
-        &self,
-        events: Vec<carnet_audit::Event>,
-        work: F,
-    ) -> Result<T, ServiceError>
-    where
-        T: Send + 'static,
-        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, StoreError>> + Send + 'static,
-    {
-        match self.store.kind() {
-            BackendKind::Sqlite => {
-                let value = self.read_latest(work).await?;
-                self.audited(events, |_| Box::pin(async { Ok(()) })).await?;
-                Ok(value)
-            }
-            BackendKind::Postgres => self.audited(events, work).await,
-        }
     }
 
     /// Runs read-only `work` on a transaction of its own, beside the writer: reads that

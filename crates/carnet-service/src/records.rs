@@ -754,9 +754,9 @@ impl Services {
         let practice_id = scope.practice_id;
         let event = self.records_event(scope, Action::RecordRead, Some(patient_id));
         let (patient, revision) = self
-            .audited_read(vec![event], move |tx| {
+            .audited(vec![event], move |tx| {
                 Box::pin(async move {
-                    // Unknown here: the read fails (not found) and no entry is written.
+                    // Unknown here: the job fails alone (not found), its audit entry with it.
                     tx.patient_with_revision(practice_id, patient_id)
                         .await?
                         .ok_or(StoreError::MissingReference)
@@ -848,7 +848,7 @@ impl Services {
         let practice_id = scope.practice_id;
         let event = self.records_event(scope, Action::RecordRead, Some(patient_id));
         let loaded = self
-            .audited_read(vec![event], move |tx| {
+            .audited(vec![event], move |tx| {
                 Box::pin(async move {
                     let Some(patient) = tx.patient(practice_id, patient_id).await? else {
                         return Err(StoreError::MissingReference);

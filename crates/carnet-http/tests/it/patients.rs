@@ -488,8 +488,7 @@ async fn filled_record(test: &TestApp, birth_name: &str) -> FilledRecord {
 /// Every read of a patient's record is in the trail before it is served: each GET route
 /// of a patient (from the OpenAPI document, so a new one is covered) adds an entry about
 /// the patient, and answers 503 with nothing of the record when that entry cannot be
-/// written. (On SQLite such a read runs beside the group committer, which then commits
-/// its entry alone: `Services::audited_read`.)
+/// written.
 #[tokio::test]
 async fn every_read_of_a_record_is_audited_before_it_is_served() {
     let test = test_app(HttpSettings::default()).await;
