@@ -244,12 +244,14 @@ async fn a_rotation_stopped_after_one_batch_is_finished_by_the_server() {
     assert!(stdout_of(&rotated).contains("Nouvelle clé du cabinet : version 2."));
     assert!(stdout_of(&rotated).contains("le serveur termine le reste"));
 
+    let pool = sqlite_of(&instance).await;
     assert_eq!(
-        key_versions(&instance).await,
+        versions_in(&pool).await,
         vec![1, 1, 2],
         "stopped after one patient"
     );
-    assert_the_server_moves_the_rest(&instance).await;
+    assert_the_server_moves_the_rest(&instance, &pool).await;
+    pool.close().await;
 }
 
 fn rotate_one_patient_per_batch(practice: &str) -> Vec<&str> {
@@ -263,14 +265,6 @@ fn rotate_one_patient_per_batch(practice: &str) -> Vec<&str> {
     ]
 }
 
-/// The practice key versions of the instance's patients, sorted.
-async fn key_versions(instance: &Instance) -> Vec<i64> {
-    let pool = sqlite_of(instance).await;
-    let versions = versions_in(&pool).await;
-    pool.close().await;
-    versions
-}
-
 async fn sqlite_of(instance: &Instance) -> sqlx::SqlitePool {
     let url = format!(
         "sqlite://{}",
@@ -279,6 +273,7 @@ async fn sqlite_of(instance: &Instance) -> sqlx::SqlitePool {
     sqlx::SqlitePool::connect(&url).await.expect("database")
 }
 
+/// The practice key versions of the instance's patients, sorted.
 async fn versions_in(pool: &sqlx::SqlitePool) -> Vec<i64> {
     let mut versions: Vec<i64> = sqlx::query_as::<_, (i64,)>("SELECT key_version FROM patients")
         .fetch_all(pool)
@@ -333,22 +328,22 @@ async fn a_rotation_killed_during_re_encryption_is_finished_by_the_server() {
         "killed by the signal, not finished ({moved} moved when seen): {status:?}"
     );
     let after_kill = versions_in(&pool).await;
-    pool.close().await;
     let on_new = after_kill.iter().filter(|v| **v == 2).count();
     assert_eq!(after_kill.len(), PATIENTS);
     assert!(
         after_kill.iter().all(|v| *v == 1 || *v == 2) && on_new > 0 && on_new < PATIENTS,
         "cut off half way: {on_new} of {PATIENTS} on version 2"
     );
-    assert_the_server_moves_the_rest(&instance).await;
+    assert_the_server_moves_the_rest(&instance, &pool).await;
+    pool.close().await;
 }
 
 /// Starts the server and waits (up to a minute) for every patient to be on version 2.
-async fn assert_the_server_moves_the_rest(instance: &Instance) {
+async fn assert_the_server_moves_the_rest(instance: &Instance, pool: &sqlx::SqlitePool) {
     let server = instance.serve();
     let mut versions = Vec::new();
     for _ in 0..600 {
-        versions = key_versions(instance).await;
+        versions = versions_in(pool).await;
         if versions.iter().all(|v| *v == 2) {
             drop(server);
             return;
