@@ -33,7 +33,7 @@ pub use accounts::{
     AccountHolder, AccountRecord, ActivationRecord, RecordsGate, SessionRecord, SignedInRecord,
     TotpRecord,
 };
-pub use audit::AuditQuery;
+pub use audit::{AuditQuery, PATIENT_BUCKET};
 pub use committer::{BoxFuture, GroupCommitter};
 pub use device_certificates::DeviceCertificateRecord;
 pub use devices::{DeviceRecord, GrantRecord, NoticeRecord};

@@ -89,6 +89,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "current identity beside the patient",
         include_str!("../migrations/sqlite/0015_current_identity.sql"),
     ),
+    (
+        16,
+        "audit by patient in buckets",
+        include_str!("../migrations/sqlite/0016_audit_by_patient_in_buckets.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for PostgreSQL, in order.
@@ -167,6 +172,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         15,
         "current identity beside the patient",
         include_str!("../migrations/postgres/0015_current_identity.sql"),
+    ),
+    (
+        16,
+        "audit by patient in buckets",
+        include_str!("../migrations/postgres/0016_audit_by_patient_in_buckets.sql"),
     ),
 ];
 

@@ -4,7 +4,7 @@ use carnet_audit::{
     Action, ActorKind, AuditActor, ChainId, CheckpointSigner, Event, Outcome, Targets, verify_chain,
 };
 use carnet_domain::{PracticeId, Timestamp};
-use carnet_store::{AuditQuery, GroupCommitter, Store, StoreError};
+use carnet_store::{AuditQuery, BackendKind, GroupCommitter, Store, StoreError};
 use uuid::Uuid;
 
 use crate::support::conformance;
@@ -15,6 +15,7 @@ conformance!(
     group_commit_keeps_concurrent_appends_contiguous_and_durable,
     a_failing_job_rolls_back_alone_with_its_audit_entry,
     audit_events_are_filtered_for_people,
+    a_patients_history_is_read_across_the_index_buckets_newest_first,
     checkpoints_are_stored_and_cannot_be_rewritten,
 );
 
@@ -357,6 +358,106 @@ async fn audit_events_are_filtered_for_people(store: &Store) {
     assert_eq!(limited[0].event.targets.patient, None);
     assert_eq!(limited[0].event.actor.role, Some("professional"));
     tx.commit().await.expect("commit");
+}
+
+/// The by-patient index is led by buckets of 512 sequence numbers, read in runs of 16
+/// buckets, then 32 (`carnet_store::PATIENT_BUCKET`): a patient's entries at both ends
+/// of a bucket, of a run, and of the chain are all found, in order, page after page.
+async fn a_patients_history_is_read_across_the_index_buckets_newest_first(store: &Store) {
+    const NEWEST: u64 = 18_000;
+    let (anne, patient, other) = (
+        Uuid::from_bytes([10; 16]),
+        Uuid::from_bytes([20; 16]),
+        Uuid::from_bytes([21; 16]),
+    );
+    // Bucket 0's ends, bucket 1's start, either side of the first run (buckets 35 down
+    // to 20), the chain's last two.
+    let theirs: [u64; 8] = [1, 511, 512, 10_239, 10_240, 10_752, 17_999, NEWEST];
+    assert_eq!(carnet_store::PATIENT_BUCKET, 512);
+    let mut tx = store.transaction().await.expect("begin");
+    for seq in 1..=NEWEST {
+        let target = if theirs.contains(&seq) {
+            Some(patient)
+        } else if seq % 3 == 0 {
+            Some(other)
+        } else {
+            None
+        };
+        let n = i64::try_from(seq).expect("small");
+        tx.append_audit(event(practice_chain(), n, target, anne, Action::RecordRead))
+            .await
+            .expect("append");
+    }
+    tx.commit().await.expect("commit");
+
+    let page = |before_seq: Option<u64>, limit: u32| async move {
+        let mut tx = store.transaction().await.expect("begin");
+        let found = tx
+            .audit_events(
+                practice_chain(),
+                &AuditQuery {
+                    patient: Some(patient),
+                    before_seq,
+                    limit,
+                    ..AuditQuery::default()
+                },
+            )
+            .await
+            .expect("query");
+        tx.commit().await.expect("commit");
+        assert!(
+            found
+                .iter()
+                .all(|entry| entry.event.targets.patient == Some(patient))
+        );
+        found.iter().map(|entry| entry.seq).collect::<Vec<u64>>()
+    };
+    let newest_first: Vec<u64> = theirs.iter().rev().copied().collect();
+    assert_eq!(page(None, 50).await, newest_first);
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let found = page(before, 3).await;
+        assert!(found.len() <= 3);
+        let Some(&last) = found.last() else { break };
+        paged.extend(found);
+        before = Some(last);
+    }
+    assert_eq!(
+        paged, newest_first,
+        "page by page, nothing skipped or repeated"
+    );
+    assert_eq!(page(Some(10_240), 2).await, vec![10_239, 512]);
+    assert_eq!(page(Some(1), 50).await, Vec::<u64>::new());
+    assert_eq!(page(Some(0), 50).await, Vec::<u64>::new());
+    assert_eq!(page(None, 0).await, Vec::<u64>::new());
+
+    // A trail from before migration 0016, indexed by patient first: the migration
+    // rebuilds the index over every entry, and the history reads the same.
+    // One statement on SQLite: a pooled connection whose cached schema still holds the
+    // dropped index refuses to create it again ("already exists"), seen in this test.
+    let downgrade: &[&'static str] = match store.kind() {
+        BackendKind::Sqlite => &["DROP INDEX audit_entries_by_patient; \
+             CREATE INDEX audit_entries_by_patient ON audit_entries \
+             (chain_id, target_patient, seq)"],
+        BackendKind::Postgres => &[
+            "DROP INDEX audit_entries_by_patient",
+            "CREATE INDEX audit_entries_by_patient ON audit_entries \
+             (chain_id, target_patient, seq)",
+        ],
+    };
+    for statement in downgrade
+        .iter()
+        .chain(&["DELETE FROM _sqlx_migrations WHERE version = 16"])
+    {
+        store.danger_execute(statement).await.expect(statement);
+    }
+    let before = store.migration_status().await.expect("status");
+    assert_eq!(before.pending, vec![16]);
+    store.migrate(None).await.expect("migrate to 0016");
+    let after = store.migration_status().await.expect("status");
+    assert!(after.pending.is_empty() && after.applied.ends_with(&[16]));
+    assert_eq!(page(None, 50).await, newest_first, "after the migration");
 }
 
 async fn checkpoints_are_stored_and_cannot_be_rewritten(store: &Store) {

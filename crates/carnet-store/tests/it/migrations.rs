@@ -9,7 +9,7 @@ async fn a_migrated_store_is_current(store: &Store) {
     assert!(status.is_current(), "{status:?}");
     assert_eq!(
         status.applied,
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
     );
     store.ping().await.expect("ping");
 }
@@ -30,7 +30,7 @@ async fn a_fresh_sqlite_database_is_migrated_without_a_copy_and_reports_pending_
     let status = store.migration_status().await.expect("status");
     assert_eq!(
         status.pending,
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
     );
     assert!(!status.is_current());
     let copy = store

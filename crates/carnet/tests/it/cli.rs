@@ -96,7 +96,7 @@ fn migrate_creates_the_instance_and_reports_the_schema() {
     let output = instance.run(&["migrate"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert!(stdout_of(&output).contains(
-        "Base à jour (migrations appliquées : 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)"
+        "Base à jour (migrations appliquées : 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)"
     ));
     let again = instance.run(&["migrate"]);
     assert!(again.status.success());
