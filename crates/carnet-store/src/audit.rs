@@ -232,13 +232,19 @@ impl Tx {
                 .audit_events_where(chain, query, &filters, None, query.limit)
                 .await;
         }
-        let newest = match filters.before {
-            Some(before) => before.checked_sub(1),
-            None => self.audit_newest_seq(chain).await?,
-        };
-        let Some(newest) = newest.filter(|seq| *seq >= 0) else {
+        // The walk starts at the chain's newest entry, never above it: a `before_seq`
+        // from a request can be any number, and starting from it would probe buckets that
+        // cannot exist (from u64::MAX, about 10^16 of them, inside the writer's batch).
+        let Some(head) = self.audit_newest_seq(chain).await? else {
             return Ok(Vec::new());
         };
+        let newest = match filters.before {
+            Some(before) => head.min(before.saturating_sub(1)),
+            None => head,
+        };
+        if newest < 0 {
+            return Ok(Vec::new());
+        }
         let mut events = Vec::new();
         for buckets in PatientBuckets::down_from(newest) {
             let remaining = query.limit - u32::try_from(events.len()).unwrap_or(query.limit);

@@ -428,6 +428,13 @@ async fn a_patients_history_is_read_across_the_index_buckets_newest_first(store:
         "page by page, nothing skipped or repeated"
     );
     assert_eq!(page(Some(10_240), 2).await, vec![10_239, 512]);
+    // Any number a request sends is bounded by the chain's head (regression: the walk
+    // started at `before_seq` and, from u64::MAX, would not have ended).
+    assert_eq!(page(Some(u64::MAX), 50).await, newest_first);
+    assert_eq!(
+        page(Some(NEWEST + 1_000_000), 2).await,
+        vec![NEWEST, 17_999]
+    );
     assert_eq!(page(Some(1), 50).await, Vec::<u64>::new());
     assert_eq!(page(Some(0), 50).await, Vec::<u64>::new());
     assert_eq!(page(None, 0).await, Vec::<u64>::new());
