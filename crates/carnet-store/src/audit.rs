@@ -223,10 +223,10 @@ impl Tx {
         chain: ChainId,
         query: &AuditQuery,
     ) -> Result<Vec<Entry>, StoreError> {
-        let filters = AuditFilters::of(query);
         if query.limit == 0 {
             return Ok(Vec::new());
         }
+        let filters = AuditFilters::of(query);
         if query.patient.is_none() {
             return self
                 .audit_events_where(chain, query, &filters, None, query.limit)
@@ -247,7 +247,10 @@ impl Tx {
         }
         let mut events = Vec::new();
         for buckets in PatientBuckets::down_from(newest) {
-            let remaining = query.limit - u32::try_from(events.len()).unwrap_or(query.limit);
+            // Below the limit here: each statement returns at most what remains.
+            let remaining = query
+                .limit
+                .saturating_sub(u32::try_from(events.len()).unwrap_or(u32::MAX));
             let found = self
                 .audit_events_where(chain, query, &filters, Some(buckets), remaining)
                 .await?;
