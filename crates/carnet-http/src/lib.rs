@@ -129,19 +129,22 @@ impl AppState {
 /// The whole application: routes and middleware.
 pub fn app(state: AppState) -> Router {
     let settings = state.settings.clone();
-    let routes = routes(state.clone())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            session::resolve_session,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            session::csrf_guard,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            limiter::limit_sign_in_attempts,
-        ));
+    // One `Router::layer` call for the three (each call boxes every route once more).
+    let routes = routes(state.clone()).layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                limiter::limit_sign_in_attempts,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                session::csrf_guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state,
+                session::resolve_session,
+            )),
+    );
     with_middleware(routes, &settings)
 }
 
