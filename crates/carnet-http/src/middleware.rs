@@ -58,7 +58,8 @@ const SECURITY_HEADERS: [(HeaderName, HeaderValue); 7] = [
 ///
 /// Each `Router::layer` call boxes every route once more, and a request then clones and
 /// polls one boxed service per call: the layers are grouped into three calls instead of
-/// one per layer (fourteen). Measured in ADR 0009 ("The server's common layers").
+/// one per layer (fourteen, fifteen under HTTPS). Measured in ADR 0009 ("The server's
+/// common layers").
 pub fn with_middleware(router: Router, settings: &HttpSettings) -> Router {
     router
         .layer(
